@@ -1,0 +1,102 @@
+"""Exact, mergeable histograms whose range follows the data (in the spirit of llama.cpp's quantize-stats).
+
+A histogram has a fixed number of equal bins over [-R, R] (signed) or [0, R] (unsigned), where R is the
+smallest power of two >= max|x|. Because every R is a power of two, two histograms with different R have
+aligned edges: the one with the smaller range is re-binned exactly (2^k adjacent bins summed) into the larger
+one, so histograms of chunks (rows of a huge layer, layers of a model) merge without loss. Counts are
+int64 (computed with torch.bincount, exact on CPU and CUDA), never float.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+_CHUNK = 1 << 22  # elements binned at a time: bounds the int64 index buffer to 32 MB
+
+
+@dataclass(frozen=True, eq=False)
+class Histogram:
+    """counts [bins] int64 over [-half_range, half_range] (signed) or [0, half_range] (unsigned)."""
+
+    counts: np.ndarray
+    half_range: float
+    signed: bool
+
+    @property
+    def bins(self) -> int:
+        return int(self.counts.size)
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def edges(self) -> np.ndarray:
+        lo = -self.half_range if self.signed else 0.0
+        return np.linspace(lo, self.half_range, self.bins + 1)
+
+    @property
+    def centers(self) -> np.ndarray:
+        e = self.edges
+        return (e[:-1] + e[1:]) / 2
+
+    @property
+    def width(self) -> float:
+        return (2 * self.half_range if self.signed else self.half_range) / self.bins
+
+
+def _pow2_at_least(v: float) -> float:
+    """The smallest power of two >= v (2^-126 for v <= 0, so an all-zero histogram merges into anything)."""
+    if not v > 0:
+        return 2.0 ** -126
+    m, e = math.frexp(v)  # v = m * 2^e, m in [0.5, 1)
+    return math.ldexp(1.0, e - 1) if m == 0.5 else math.ldexp(1.0, e)
+
+
+def histogram(x: torch.Tensor, bins: int = 256, signed: bool = True) -> Histogram:
+    """Histogram of all elements of x (any shape, any float dtype, any device). bins: a power of two >= 2."""
+    if bins < 2 or bins & (bins - 1):
+        raise ValueError(f"bins={bins} is not allowed; choose a power of two >= 2")
+    flat = x.detach().reshape(-1)
+    if not signed and flat.numel() and bool((flat < 0).any()):
+        raise ValueError("an unsigned histogram needs non-negative values; use signed=True")
+    if flat.numel() and not bool(torch.isfinite(flat).all()):
+        raise ValueError("histogram input holds NaN or Inf; allowed: finite values only")
+    amax = float(flat.abs().max()) if flat.numel() else 0.0
+    half = _pow2_at_least(amax)
+    lo = -half if signed else 0.0
+    width = (half - lo) / bins
+    counts = torch.zeros(bins, dtype=torch.int64, device=flat.device)
+    for start in range(0, flat.numel(), _CHUNK):
+        part = flat[start:start + _CHUNK].float()
+        # width is a power of two, so part / width is exact and floor() puts each value in its true bin.
+        idx = (torch.floor(part / width) + (bins // 2 if signed else 0)).clamp_(0, bins - 1).to(torch.int64)
+        counts += torch.bincount(idx, minlength=bins)
+    return Histogram(counts.cpu().numpy(), half, signed)
+
+
+def _rebin(h: Histogram, half: float) -> np.ndarray:
+    """Counts of h re-binned exactly onto [-half, half] (or [0, half]) with the same number of bins."""
+    k = round(math.log2(half / h.half_range))
+    if k == 0:
+        return h.counts.copy()
+    factor = 1 << k
+    n = h.bins
+    # Position of each old bin in units of the old width, measured from the new range's low edge.
+    offset = (factor - 1) * (n // 2) if h.signed else 0
+    idx = (np.arange(n, dtype=object) + offset) // factor
+    out = np.zeros(n, dtype=np.int64)
+    np.add.at(out, np.asarray(idx, dtype=np.int64), h.counts)
+    return out
+
+
+def merge(a: Histogram, b: Histogram) -> Histogram:
+    """The histogram of the union of a's and b's samples (exact)."""
+    if a.bins != b.bins or a.signed != b.signed:
+        raise ValueError(f"cannot merge histograms with bins {a.bins}/{b.bins} and signed {a.signed}/{b.signed}; "
+                         f"allowed: equal bins and signedness")
+    half = max(a.half_range, b.half_range)
+    return Histogram(_rebin(a, half) + _rebin(b, half), half, a.signed)
