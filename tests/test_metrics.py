@@ -1,0 +1,68 @@
+"""Metrics against hand-computed values and their definitions."""
+import math
+
+import pytest
+import torch
+
+from explorer import make_spec
+from explorer.metrics import channel_errors, clipped_mask, output_rel_error, weight_metrics
+from explorer.quantize import dequantize, quantize
+
+
+def test_hand_computed_metrics():
+    w = torch.tensor([[1.0, -1.0, 0.5, 0.26]])
+    r = quantize(w, make_spec("int2", "tensor", scale_dtype="fp32"))  # scale 1: levels -1, 0, 1
+    m = weight_metrics(w, r)
+    w_hat = torch.tensor([[1.0, -1.0, 0.0, 0.0]])  # 0.5 rounds half to even -> 0
+    assert torch.equal(dequantize(r), w_hat)
+    noise = 0.5 ** 2 + 0.26 ** 2
+    sig = 1 + 1 + 0.25 + 0.26 ** 2
+    assert m.mse == pytest.approx(noise / 4)
+    assert m.rel_error == pytest.approx(math.sqrt(noise / sig))
+    assert m.sqnr_db == pytest.approx(10 * math.log10(sig / noise))
+    assert m.max_abs_error == pytest.approx(0.5)
+    assert m.cosine == pytest.approx(2 / (math.sqrt(sig) * math.sqrt(2)))
+    assert m.zeroed_frac == pytest.approx(0.5)
+    assert m.clipped_frac == 0.0
+    assert m.bits_per_weight == pytest.approx(2 + 32 / 4)
+
+
+def test_exact_quantization_has_infinite_sqnr():
+    w = torch.tensor([[127.0, -127.0, 0.0, 3.0]])  # scale exactly 1
+    m = weight_metrics(w, quantize(w, make_spec("int8", "tensor")))
+    assert m.sqnr_db == math.inf and m.rel_error == 0 and m.cosine == pytest.approx(1.0)
+
+
+def test_clipping_is_counted_for_mx_saturation():
+    # MXFP4: a block max of 7.9 lies in [4, 8): scale 1, so 7.9 saturates at 6 (beyond 6 + half a step of 2).
+    w = torch.zeros(1, 32)
+    w[0, 0], w[0, 1], w[0, 2] = 7.9, 6.5, 1.0
+    r = quantize(w, make_spec("mxfp4"))
+    mask = clipped_mask(w, r)
+    assert mask[0, 0] and not mask[0, 1] and not mask[0, 2]
+    assert weight_metrics(w, r).clipped_frac == pytest.approx(1 / 32)
+
+
+def test_absmax_scaling_never_clips():
+    w = torch.randn(64, 256, generator=torch.Generator().manual_seed(0))
+    for spec in (make_spec("int4"), make_spec("int8", "tensor"), make_spec("nf4"), make_spec("fp8_e5m2")):
+        assert weight_metrics(w, quantize(w, spec)).clipped_frac == 0.0
+
+
+def test_channel_errors_shapes_and_values():
+    w = torch.zeros(3, 4)
+    w_hat = torch.zeros(3, 4)
+    w_hat[1, 2] = 2.0
+    rows, cols = channel_errors(w, w_hat)
+    assert rows.tolist() == [0, 1.0, 0] and cols.tolist() == pytest.approx([0, 0, 4 / 3, 0])
+
+
+def test_output_error_definition_and_chunking():
+    g = torch.Generator().manual_seed(1)
+    x, w = torch.randn(50, 8, generator=g), torch.randn(4, 8, generator=g)
+    w_hat = w + 0.01 * torch.randn(4, 8, generator=g)
+    ref = float((x @ w.T - x @ w_hat.T).norm() / (x @ w.T).norm())
+    assert output_rel_error(x, w, w_hat) == pytest.approx(ref, rel=1e-5)
+    assert output_rel_error(x, w, w_hat, chunk=7) == pytest.approx(ref, rel=1e-5)
+    with pytest.raises(ValueError, match=r"activations of shape \(50, 8\) do not fit W \(4, 9\)"):
+        output_rel_error(x, torch.ones(4, 9), torch.ones(4, 9))
