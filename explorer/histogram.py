@@ -100,3 +100,17 @@ def merge(a: Histogram, b: Histogram) -> Histogram:
                          f"allowed: equal bins and signedness")
     half = max(a.half_range, b.half_range)
     return Histogram(_rebin(a, half) + _rebin(b, half), half, a.signed)
+
+
+def fixed_histogram(x: torch.Tensor, lo: float, hi: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """(counts int64 [bins], edges [bins + 1]) over a fixed [lo, hi]; values outside land in the end bins."""
+    if not hi > lo or bins < 1:
+        raise ValueError(f"fixed_histogram needs hi > lo and bins >= 1, got lo={lo}, hi={hi}, bins={bins}")
+    flat = x.detach().reshape(-1)
+    width = (hi - lo) / bins
+    counts = torch.zeros(bins, dtype=torch.int64, device=flat.device)
+    for start in range(0, flat.numel(), _CHUNK):
+        part = flat[start:start + _CHUNK].float()
+        idx = torch.floor((part - lo) / width).clamp_(0, bins - 1).to(torch.int64)
+        counts += torch.bincount(idx, minlength=bins)
+    return counts.cpu().numpy(), np.linspace(lo, hi, bins + 1)

@@ -1,0 +1,150 @@
+"""Layer Lab: one real layer under the microscope, in one format.
+
+Thin: widgets -> QuantSpec -> one cached library call (explorer.analysis.analyze_layer) -> figure builders.
+"""
+import streamlit as st
+
+from explorer import FORMATS, format_names, make_spec
+from explorer.analysis import LayerAnalysis, analyze_layer, top_k
+from explorer.plots import layer as figs
+from ui import common, state
+from ui import params as P
+from ui.sidebar import Selection
+
+PARAMS = P.LAYER_LAB
+GROUPS = [16, 32, 64, 128, 256, 512, 1024]
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def analysis(source_key: str, tensor: str, device: str, spec, _w, _x) -> LayerAnalysis:
+    """Cached per (source, tensor, device, spec): the weight itself is not part of the key."""
+    return analyze_layer(_w, spec, _x)
+
+
+def controls():
+    c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
+    with c1:
+        name = st.selectbox("Format", format_names(), key=state.bind(P.FMT),
+                            format_func=lambda n: f"{n} ({FORMATS[n].bits}-bit)")
+        state.commit(P.FMT)
+    fmt = FORMATS[name]
+    with c2:
+        if fmt.is_block:
+            st.radio("Granularity", [f"block of {fmt.block_size}"], horizontal=True, disabled=True)
+        else:
+            st.radio("Granularity", ["tensor", "channel", "group"], key=state.bind(P.GRAN), horizontal=True,
+                     format_func={"tensor": "per tensor", "channel": "per channel", "group": "per group"}.get)
+        gran = state.commit(P.GRAN)
+    with c3:
+        if state.get(P.GROUP) not in GROUPS:  # a link may carry any size: offer it
+            GROUPS.append(state.get(P.GROUP))
+            GROUPS.sort()
+        st.select_slider("Group size", GROUPS, key=state.bind(P.GROUP),
+                         disabled=fmt.is_block or gran != "group")
+        group = state.commit(P.GROUP)
+    with c4:
+        st.toggle("Symmetric", key=state.bind(P.SYM), disabled=fmt.kind.value != "int",
+                  help="Asymmetric adds an integer zero point per scale (integer formats only)")
+        sym = state.commit(P.SYM) or fmt.kind.value != "int"
+        st.selectbox("Scale dtype", ["fp16", "bf16", "fp32"], key=state.bind(P.SCALE), disabled=fmt.is_block,
+                     help="Scales (and zero points) are rounded to this dtype and counted at its width")
+        scale = state.commit(P.SCALE)
+    return make_spec(name, None if fmt.is_block else gran, group, sym, scale)
+
+
+def metrics_row(a: LayerAnalysis, presenter: bool):
+    m = a.metrics
+    cols = st.columns(3 if presenter else 5)
+    items = [("Relative error", f"{m.rel_error:.4f}"), ("SQNR", f"{m.sqnr_db:.1f} dB"),
+             ("Bits / weight", f"{m.bits_per_weight:.3f}"), ("Cosine", f"{m.cosine:.5f}"),
+             ("Max |error|", f"{m.max_abs_error:.3g}"), ("Clipped", f"{100 * m.clipped_frac:.2f}%"),
+             ("Zeroed", f"{100 * m.zeroed_frac:.2f}%"), ("Packed size", f"{m.packed_bytes / 1024:.0f} KiB")]
+    if a.output_error is not None:
+        items.insert(1, ("Output error", f"{a.output_error:.4f}"))
+    for i, (label, value) in enumerate(items):
+        cols[i % len(cols)].metric(label, value)
+
+
+def main():
+    sel: Selection = common.page_start("Layer Lab", PARAMS)
+    if not common.require_tensor(sel):
+        common.page_end(PARAMS)
+        return
+    spec = controls()
+    info = sel.tensor
+    st.caption(f"**{info.name}** {list(info.shape)} {info.dtype} · {spec.label} · on {sel.device}")
+    try:
+        w = sel.weight()
+        x = sel.inputs()
+        with st.spinner("Quantizing…"):
+            a = analysis(sel.source.key, info.name, str(sel.device), spec, w, x)
+    except ValueError as e:  # NaN/Inf, a group wider than the row, ...
+        st.error(f"Cannot quantize this tensor: {e}")
+        common.page_end(PARAMS)
+        return
+    metrics_row(a, sel.presenter)
+    pres = sel.presenter
+    tabs = st.tabs(["Distribution", "Error", "Channels", "Heatmaps", "Output error", "Metrics table"])
+    with tabs[0]:
+        st.toggle("Log scale", key=state.bind(P.LOGY))
+        log_y = state.commit(P.LOGY)
+        unit = "code" if a.spec.format.kind.value == "int" else "element value"
+        c1, c2 = (st.container(), st.container()) if pres else st.columns(2)
+        with c1:
+            common.plot(figs.weight_distribution(a.weight_hist, "Weights W", "weight value", log_y=log_y,
+                                                 presenter=pres))
+        with c2:
+            common.plot(figs.weight_distribution(
+                a.scaled_hist, f"W ÷ its scale, over the {len(a.levels)} levels of {a.spec.format.name}",
+                f"{unit} (weight ÷ scale)", levels=a.levels, log_y=log_y, presenter=pres))
+        st.caption("Right: every weight divided by its own scale (per tensor, channel, group or block), so one "
+                   "axis shows where all weights land relative to the format's representable levels (red).")
+        common.show_code(analyze_layer, figs.weight_distribution)
+    with tabs[1]:
+        fa, fr = figs.error_histograms(a.error_hist, a.rel_counts, a.rel_edges, a.exact_frac, pres)
+        c1, c2 = (st.container(), st.container()) if pres else st.columns(2)
+        with c1:
+            common.plot(fa)
+        with c2:
+            common.plot(fr)
+        common.show_code(figs.error_histograms)
+    with tabs[2]:
+        tr, tc = top_k(a.row_mse), top_k(a.col_mse)
+        fr_, fc_ = figs.channel_errors(a.row_mse, a.col_mse, tr, tc, pres)
+        common.plot(fr_)
+        common.plot(fc_)
+        st.caption(f"Worst output channels: {', '.join(map(str, tr))}; worst input channels: "
+                   f"{', '.join(map(str, tc))}.")
+        common.download_csv("Per-channel error (CSV)", {"channel": range(max(len(a.row_mse), len(a.col_mse))),
+                                                         "output_channel_mse": a.row_mse, "input_channel_mse": a.col_mse},
+                            f"{info.name}-{spec.format.name}-channel-error.csv")
+    with tabs[3]:
+        c1, c2 = (st.container(), st.container()) if pres else st.columns(2)
+        with c1:
+            common.plot(figs.heatmap(a.w_pooled, a.pool, "|W|", pres))
+        with c2:
+            common.plot(figs.heatmap(a.err_pooled, a.pool, "|Ŵ − W|", pres, colorscale="Inferno"))
+        st.caption("Max-pooled: each cell shows the largest value of its block, so one outlier row or column "
+                   "stays visible at any size.")
+    with tabs[4]:
+        if a.output_error is None:
+            st.info("No real calibration inputs ship for this tensor (they exist for the bundled sample layers). "
+                    "The weight error is shown in the other tabs.")
+        else:
+            st.metric("Output error ‖XWᵀ − XŴᵀ‖ / ‖XWᵀ‖", f"{a.output_error:.4f}",
+                      help=f"on {a.tokens} real tokens of the project's calibration text")
+            st.markdown(f"Measured on **{a.tokens} real input tokens** of this layer (captured on the project's "
+                        f"calibration text). Compare with the weight's relative error "
+                        f"**{a.metrics.rel_error:.4f}**: outlier input channels can make the output error larger "
+                        f"or smaller than the weight error.")
+    with tabs[5]:
+        rows = {k: [v] for k, v in a.metrics.as_dict().items()}
+        if a.output_error is not None:
+            rows["output_rel_error"] = [a.output_error]
+        st.dataframe([{"metric": k, "value": v[0]} for k, v in rows.items()], hide_index=True,
+                     width="stretch")
+        common.download_csv("Metrics (CSV)", rows, f"{info.name}-{spec.format.name}-metrics.csv")
+    common.page_end(PARAMS)
+
+
+main()

@@ -1,0 +1,79 @@
+"""Page furniture shared by every page: start/end (URL state, notices), charts, show-the-code, CSV downloads,
+presenter mode."""
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+from typing import Callable, Iterable
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui import params as P
+from ui import state
+from ui.sidebar import Selection, selection
+
+PRESENTER_CSS = """
+<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 22px; }
+[data-testid="stMetricValue"] { font-size: 2.6rem; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.35rem; }
+h1 { font-size: 3rem !important; }
+</style>
+"""
+
+
+def page_start(title: str, params: list[state.Param], intro: str = "") -> Selection:
+    """Apply the page's link parameters, draw the title and any notices; returns the sidebar selection."""
+    state.apply_url(params)
+    sel = selection()
+    if sel.presenter:
+        st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
+    st.title(title)
+    if intro:
+        st.markdown(intro)
+    for n in state.notices():
+        st.warning(n)
+    state.notices().clear()
+    return sel
+
+
+def page_end(params: list[state.Param]) -> None:
+    """Write the page's state to the URL so the link reopens this exact view."""
+    state.publish(P.SIDEBAR + params)
+
+
+def plot(fig: go.Figure, key: str | None = None) -> None:
+    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+
+
+def show_code(*funcs: Callable, label: str = "Show the code behind this chart") -> None:
+    """An expander with the source of the library functions that computed what is shown."""
+    with st.expander(label):
+        for f in funcs:
+            st.caption(f"`{f.__module__}.{f.__qualname__}`")
+            st.code(inspect.getsource(f), language="python")
+
+
+def csv_bytes(columns: dict[str, Iterable]) -> bytes:
+    cols = {k: list(v) for k, v in columns.items()}
+    n = max((len(v) for v in cols.values()), default=0)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(cols.keys())
+    for i in range(n):
+        w.writerow([v[i] if i < len(v) else "" for v in cols.values()])
+    return buf.getvalue().encode()
+
+
+def download_csv(label: str, columns: dict[str, Iterable], filename: str, key: str | None = None) -> None:
+    st.download_button(label, csv_bytes(columns), file_name=filename, mime="text/csv", key=key)
+
+
+def require_tensor(sel: Selection) -> bool:
+    """Show why there is nothing to analyse (no file, malformed upload, ...) and say whether to go on."""
+    if sel.error or sel.tensor is None:
+        st.info(sel.error or "Pick a tensor in the sidebar.")
+        return False
+    return True
