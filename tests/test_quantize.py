@@ -295,3 +295,26 @@ def test_group_larger_than_the_row_is_refused():
 def test_spec_must_be_a_quantspec():
     with pytest.raises(ValueError, match="spec must be a QuantSpec"):
         quantize(torch.ones(2, 2), "int8")
+
+
+def _sample_layers():
+    from explorer import samples
+    try:
+        models = samples.sample_models()
+    except FileNotFoundError:
+        return []
+    return [(m, w) for m in models for w in samples.linear_names(m).values()]
+
+
+@pytest.mark.parametrize("model,name", _sample_layers())
+def test_ordering_on_the_real_sample_layers(model, name):
+    from explorer import samples
+    w = samples.load_weight(model, name)
+
+    def rel(spec):
+        return float((fake_quantize(w, spec).float() - w.float()).norm() / w.float().norm())
+
+    int8c, int4g, int4t = rel(make_spec("int8", "channel")), rel(make_spec("int4", "group", 128)), rel(make_spec("int4", "tensor"))
+    assert int8c < int4g < int4t, (int8c, int4g, int4t)
+    errs = [rel(make_spec("int4", "group", g)) for g in (32, 64, 128)] + [rel(make_spec("int4", "channel")), int4t]
+    assert errs == sorted(errs), errs
