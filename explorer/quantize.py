@@ -69,8 +69,8 @@ class QuantResult:
         return float(fmt.grid[0]), float(fmt.grid[-1])
 
 
-def check_weight(w: torch.Tensor, name: str = "weight") -> None:
-    """ValueError unless w is a finite, non-empty, 2-D floating-point tensor."""
+def check_weight(w: torch.Tensor, name: str = "weight", finite: bool = True) -> None:
+    """ValueError unless w is a non-empty, 2-D floating-point tensor (and finite, unless finite=False)."""
     if not isinstance(w, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(w).__name__}")
     if w.dtype not in _FLOAT_INPUTS:
@@ -81,11 +81,13 @@ def check_weight(w: torch.Tensor, name: str = "weight") -> None:
                          f"1-D tensors are biases or norms, reshape N-D weights to [out, -1] first")
     if w.numel() == 0:
         raise ValueError(f"{name} is empty {tuple(w.shape)}; allowed: both dimensions >= 1")
+    if not finite:
+        return
     if w.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
-        finite = torch.isfinite(w.float()).all()
+        ok = torch.isfinite(w.float()).all()
     else:
-        finite = torch.isfinite(w).all()
-    if not bool(finite):
+        ok = torch.isfinite(w).all()
+    if not bool(ok):
         raise ValueError(f"{name} holds NaN or Inf values; allowed: finite values only")
 
 
@@ -123,31 +125,43 @@ def quantize(w: torch.Tensor, spec: QuantSpec) -> QuantResult:
         raise ValueError(f"spec must be a QuantSpec, got {type(spec).__name__}")
     check_weight(w)
     span = span_of(spec, w.shape[1])
-    x = _to_spans(w.float(), spec, span)
-    fmt = spec.format
-    if fmt.is_block:
-        codes, scales, scale_codes, tensor_scale = _quantize_block(x, spec)
+    return _quantize_spans(_to_spans(w.float(), spec, span), spec, tuple(w.shape), w.dtype, span)
+
+
+def _span_stats(x: torch.Tensor, spec: QuantSpec):
+    """The range statistic of each span of x [rows, n, span]: absmax [rows, n, 1], or (lo, hi) for asymmetric
+    integers (zero always inside the range)."""
+    if not spec.symmetric:
+        return x.amin(-1, keepdim=True).clamp(max=0), x.amax(-1, keepdim=True).clamp(min=0)
+    return x.abs().amax(-1, keepdim=True)
+
+
+def _quantize_spans(x: torch.Tensor, spec: QuantSpec, shape: tuple[int, int], dtype: torch.dtype, span: int,
+                    stats=None, tensor_amax: float | None = None) -> QuantResult:
+    """x [rows, n, span] float32 -> QuantResult of a W of `shape`. `stats` / `tensor_amax` override the
+    per-span statistics / NVFP4's tensor absmax (the chunked fast path passes whole-tensor values)."""
+    if spec.format.is_block:
+        codes, scales, scale_codes, tensor_scale = _quantize_block(x, spec, tensor_amax)
         zeros = None
     else:
-        codes, scales, zeros = _quantize_elements(x, spec)
+        codes, scales, zeros = _quantize_elements(x, spec, _span_stats(x, spec) if stats is None else stats)
         scale_codes, tensor_scale = None, None
-    return QuantResult(spec, _from_spans(codes, tuple(w.shape)).contiguous(), scales.squeeze(-1), zeros,
-                       w.dtype, span, scale_codes, tensor_scale)
+    return QuantResult(spec, _from_spans(codes, shape).contiguous(), scales.squeeze(-1), zeros, dtype, span,
+                       scale_codes, tensor_scale)
 
 
-def _quantize_elements(x: torch.Tensor, spec: QuantSpec):
+def _quantize_elements(x: torch.Tensor, spec: QuantSpec, stats):
     """x [rows, n, span] -> (codes [rows, n, span], scales [rows, n, 1], zeros or None)."""
     fmt = spec.format
     store = _SCALE_TORCH[spec.scale_dtype]
     if not spec.symmetric:  # asymmetric integers
         qmax = 2 ** fmt.bits - 1
-        lo = x.amin(-1, keepdim=True).clamp(max=0)
-        hi = x.amax(-1, keepdim=True).clamp(min=0)
+        lo, hi = stats
         scale = P.round_to_dtype(torch.where(hi > lo, (hi - lo) / qmax, torch.ones_like(hi)), store)
         zero = torch.round(-lo / scale).clamp(0, qmax)
         codes = P.round_int(x / scale + zero, 0, qmax)
         return codes, scale, zero.squeeze(-1)
-    amax = x.abs().amax(-1, keepdim=True)
+    amax = stats
     scale = P.round_to_dtype(torch.where(amax > 0, amax / fmt.max_value, torch.ones_like(amax)), store)
     y = x / scale
     if fmt.kind is Kind.INT:
@@ -175,7 +189,7 @@ def _round_element(y: torch.Tensor, element: str) -> torch.Tensor:
     return P.round_fp8(y, element)
 
 
-def _quantize_block(x: torch.Tensor, spec: QuantSpec):
+def _quantize_block(x: torch.Tensor, spec: QuantSpec, tensor_amax: float | None = None):
     """x [out, n_blocks, block] -> (codes, scales [out, n, 1], scale_codes [out, n], tensor_scale)."""
     fmt = spec.format
     amax = x.abs().amax(-1, keepdim=True)
@@ -184,7 +198,7 @@ def _quantize_block(x: torch.Tensor, spec: QuantSpec):
         tensor_scale = None
     else:  # NVFP4: FP32 tensor scale so that block scales (amax/6) fit E4M3's range, then E4M3 block scales
         e4m3_max = torch.finfo(torch.float8_e4m3fn).max
-        t_amax = float(amax.max())
+        t_amax = float(amax.max()) if tensor_amax is None else tensor_amax
         # Stored as FP32: round it to float32 so the measured result is the stored one.
         tensor_scale = float(torch.tensor(t_amax / (e4m3_max * fmt.max_value) if t_amax > 0 else 1.0,
                                           dtype=torch.float32))
@@ -224,6 +238,46 @@ def dequantize(result: QuantResult) -> torch.Tensor:
     return _from_spans(v, result.shape).to(result.dtype)
 
 
-def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """dequantize(quantize(w, spec)): W [out, in] -> Ŵ [out, in] in w's dtype."""
-    return dequantize(quantize(w, spec))
+def fake_quantize(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 17) -> torch.Tensor:
+    """dequantize(quantize(w, spec)), bit for bit: W [out, in] -> Ŵ [out, in] in w's dtype.
+
+    Fast path: rows are processed in chunks of about `chunk_elements` so that every intermediate stays in the
+    CPU cache (fake quantization is memory-bound: the floor is one read and one write of W). Per-tensor scales
+    and NVFP4's tensor scale come from one whole-tensor pass first, so each chunk uses exactly the scale the
+    reference path would; a NaN/Inf anywhere shows up in those statistics and raises the same ValueError.
+    """
+    if not isinstance(spec, QuantSpec):
+        raise ValueError(f"spec must be a QuantSpec, got {type(spec).__name__}")
+    check_weight(w, finite=False)
+    out_rows, n_in = w.shape
+    span = span_of(spec, n_in)
+    tensor_wide = spec.granularity is Granularity.TENSOR
+    stats, tensor_amax = None, None
+    if tensor_wide:
+        stats = _span_stats(w.float().reshape(1, 1, -1), spec)
+        _check_finite(stats)
+    elif spec.format.scale_encoding is ScaleEncoding.E4M3:
+        tensor_amax = float(w.abs().amax())
+        _check_finite(torch.tensor(tensor_amax))
+    out = torch.empty(w.shape, dtype=w.dtype, device=w.device)
+    rows = max(1, chunk_elements // n_in)
+    for r0 in range(0, out_rows, rows):
+        xc = w[r0:r0 + rows].float()
+        shape = tuple(xc.shape)
+        xs = xc.reshape(1, 1, -1) if tensor_wide else _to_spans(xc, spec, span)
+        chunk_stats = stats
+        if stats is None:
+            if spec.format.is_block:
+                _check_finite(xs.abs().amax(-1))
+            else:
+                chunk_stats = _span_stats(xs, spec)
+                _check_finite(chunk_stats)
+        result = _quantize_spans(xs, spec, shape, w.dtype, span, stats=chunk_stats, tensor_amax=tensor_amax)
+        out[r0:r0 + rows] = dequantize(result)
+    return out
+
+
+def _check_finite(stats) -> None:
+    parts = stats if isinstance(stats, tuple) else (stats,)
+    if not all(bool(torch.isfinite(p).all()) for p in parts):
+        raise ValueError("weight holds NaN or Inf values; allowed: finite values only")

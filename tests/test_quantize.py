@@ -318,3 +318,24 @@ def test_ordering_on_the_real_sample_layers(model, name):
     assert int8c < int4g < int4t, (int8c, int4g, int4t)
     errs = [rel(make_spec("int4", "group", g)) for g in (32, 64, 128)] + [rel(make_spec("int4", "channel")), int4t]
     assert errs == sorted(errs), errs
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fast_path_is_bit_identical_to_the_reference(spec, dtype, device):
+    """fake_quantize (chunked, in-cache) == dequantize(quantize()) (whole tensor), on every format."""
+    w = weights(out=37, n_in=200, seed=7, device=device).to(dtype)
+    ref = dequantize(quantize(w, spec))
+    for chunk in (1, 450, 1 << 17):  # one row per chunk, a few rows, everything at once
+        assert torch.equal(fake_quantize(w, spec, chunk_elements=chunk), ref)
+
+
+@pytest.mark.parametrize("spec", [make_spec("int4"), make_spec("int8", "tensor"), make_spec("nvfp4"),
+                                  make_spec("int4", "group", 32, symmetric=False), make_spec("mxfp4")],
+                         ids=lambda s: s.label)
+def test_fast_path_refuses_nan_and_inf(spec):
+    for bad in (float("nan"), float("inf")):
+        w = weights()
+        w[40, 150] = bad
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            fake_quantize(w, spec, chunk_elements=500)
