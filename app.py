@@ -3,19 +3,17 @@
 It registers the pages, draws the shared sidebar once per run, then runs the selected page. Pages live in
 pages/ (one file each, thin); the computing happens in the `explorer` library.
 """
+import os
+
 import streamlit as st
+import torch
 
 st.set_page_config(page_title="Quantization explorer", page_icon="🔬", layout="wide")
 
-from ui import sidebar  # noqa: E402  (set_page_config must come first)
+# One torch thread per server by default: on a small shared CPU (a hosted demo, 2 cores) more threads than
+# cores slow every visitor down ~10x whenever another process runs. A host with cores to spare can raise it.
+torch.set_num_threads(int(os.environ.get("EXPLORER_TORCH_THREADS", "1")))
 
-# (file, title, url_path, icon). The first page is the default and lives at "/".
-PAGES = [
-    ("pages/home.py", "Home", "home", ":material/home:"),
-    ("pages/layer_lab.py", "Layer Lab", "layer_lab", ":material/biotech:"),
-]
+from ui import navigation, sidebar  # noqa: E402  (set_page_config must come first)
 
-navigation = st.navigation([st.Page(f, title=t, url_path=u, icon=i, default=(n == 0))
-                            for n, (f, t, u, i) in enumerate(PAGES)])
-sidebar.render()
-navigation.run()
+navigation.run_entry(sidebar.render)

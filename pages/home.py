@@ -22,6 +22,15 @@ st.subheader("The pages")
 st.markdown("""
 - **Layer Lab** — pick a real layer and a format: the weights over the format's levels, the error histograms,
   the channels that suffer most, heatmaps, metrics, and the output error on the layer's real inputs.
+- **Formats side by side** — every format at every granularity on one layer: a table, error vs bits per weight with
+  the Pareto front, and one error histogram per format.
+- **Outlier channels** — the real activation magnitudes of every Linear: the input channels that are huge in every
+  block, LLM.int8()'s threshold, and AWQ's salient channels of the selected layer.
+- **Memory & bandwidth** — what each format saves on real models (Llama-3.1, Mistral, Qwen2.5, the loaded file),
+  whether it fits your GPUs, the decode tokens/s bound, the roofline, and a timer that measures the layer here.
+- **Per-task cliffs** — the whole real model quantized with several schemes (RTN, GPTQ, AWQ) and scored on tasks
+  from coarse to fine: one task barely moves while another collapses, and the average hides it; per-layer
+  sensitivity and a mixed-precision plan.
 """)
 
 st.subheader("Formats in the registry")

@@ -10,8 +10,8 @@ from typing import Callable, Iterable
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui import navigation, state
 from ui import params as P
-from ui import state
 from ui.sidebar import Selection, selection
 
 PRESENTER_CSS = """
@@ -26,7 +26,9 @@ h1 { font-size: 3rem !important; }
 
 def page_start(title: str, params: list[state.Param], intro: str = "") -> Selection:
     """Apply the page's link parameters, draw the title and any notices; returns the sidebar selection."""
+    navigation.ensure_entry()
     state.apply_url(params)
+    state.note_unknown(P.SIDEBAR + params)
     sel = selection()
     if sel.presenter:
         st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
@@ -45,7 +47,8 @@ def page_end(params: list[state.Param]) -> None:
 
 
 def plot(fig: go.Figure, key: str | None = None) -> None:
-    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+    # theme=None: the figure's own styling (explorer.plots.common.style, presenter sizes included) applies as built.
+    st.plotly_chart(fig, width="stretch", key=key, theme=None, config={"displaylogo": False})
 
 
 def show_code(*funcs: Callable, label: str = "Show the code behind this chart") -> None:

@@ -27,7 +27,7 @@ def weight_distribution(h: Histogram, title: str, x_title: str, levels: np.ndarr
                                  hovertemplate="level %{x:.4g}<extra></extra>"))
     fig.update_layout(bargap=0, showlegend=levels is not None)
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(type="log", dtick=1)
     return style(fig, title, x_title, "weights (log)" if log_y else "weights", presenter)
 
 
@@ -37,7 +37,7 @@ def error_histograms(err: Histogram, rel_counts: np.ndarray, rel_edges: np.ndarr
     a = go.Figure(_bars(err, "Ŵ − W", BASE))
     a.update_layout(bargap=0, showlegend=False)
     style(a, "Absolute error Ŵ − W", "error", "weights (log)", presenter)
-    a.update_yaxes(type="log")
+    a.update_yaxes(type="log", dtick=1)
     centers = (rel_edges[:-1] + rel_edges[1:]) / 2
     r = go.Figure(go.Bar(x=10.0 ** centers, y=rel_counts, marker_color=BASE, marker_line_width=0,
                          hovertemplate="|Ŵ−W|/|W| ≈ %{x:.2g}: %{y} weights<extra></extra>"))
@@ -60,7 +60,7 @@ def channel_errors(row_mse: np.ndarray, col_mse: np.ndarray, top_rows: np.ndarra
         fig.add_trace(go.Scatter(x=top, y=values[top], mode="markers+text", text=[str(int(t)) for t in top],
                                  textposition="top center", marker=dict(color=ACCENT, size=10),
                                  name=f"top {len(top)}", hovertemplate="channel %{x}: MSE %{y:.3g}<extra></extra>"))
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(type="log", dtick=1)
         figs.append(style(fig, f"Error per {what}", what, "mean squared error (log)", presenter))
     return figs[0], figs[1]
 
