@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass
 
 from explorer.hardware import Hardware, MathDType
-from explorer.memory import KV_FORMATS, Footprint, KVFormat, kv_cache_bytes
+from explorer.memory import KV_FORMATS, Fit, Footprint, KVFormat, Overhead, fit, kv_cache_bytes
 from explorer.model_configs import ModelConfig
 
 
@@ -43,6 +43,10 @@ class Execution:
 WEIGHT_ONLY = Execution("weight-only (activations and math in bf16)", 16, MathDType.BF16)
 W8A8_INT8 = Execution("W8A8 int8 (int8 activations and math)", 8, MathDType.INT8)
 W8A8_FP8 = Execution("FP8 (fp8 activations and math)", 8, MathDType.FP8)
+
+# Weight formats whose GPUs also run the activations and the math in 8 bits (W8A8). Everything else runs
+# weight-only: low-bit weights are widened to bf16 for the math.
+W8A8_FOR_FORMAT: dict[str, Execution] = {"int8": W8A8_INT8, "fp8_e4m3": W8A8_FP8, "fp8_e5m2": W8A8_FP8}
 
 
 def _peak(hw: Hardware, math: MathDType) -> float:
@@ -178,3 +182,30 @@ def attainable_flops(hw: Hardware, math: MathDType, intensity: float) -> float:
     if not intensity > 0:
         raise ValueError(f"intensity={intensity!r} is not allowed; choose a number > 0")
     return min(_peak(hw, math), intensity * _bandwidth(hw))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One weight scheme on one accelerator: memory fit (weights + KV + overhead) and the decode bound."""
+
+    hardware_key: str
+    fit: Fit
+    decode: DecodeBound
+
+    @property
+    def bytes_per_step(self) -> float:
+        """Bytes one decode step reads: weights (once, shared by the batch) + the KV cache of every sequence."""
+        return self.decode.weight_bytes_read + self.decode.kv_bytes_read
+
+
+def deployment(hw: Hardware, fp: Footprint, config: ModelConfig | None = None, context: int = 0, batch: int = 1,
+               kv: KVFormat = KV_FORMATS["fp16"], overhead: Overhead = Overhead(),
+               math: MathDType = MathDType.BF16) -> Deployment:
+    """`fit` and `decode_bound` of `fp` on `hw`, serving `batch` sequences of `context` tokens.
+
+    The KV cache (kv_cache_bytes(config, context, batch, kv)) is counted in memory and read per step only for a
+    decoder config; an encoder or a bare tensor listing (config None) keeps none."""
+    cfg = config if config is not None and config.causal else None
+    kv_bytes = kv_cache_bytes(cfg, context, batch, kv) if cfg is not None else 0.0
+    return Deployment(hw.key, fit(hw, fp.weight_bytes, kv_bytes, overhead),
+                      decode_bound(hw, fp, cfg, context if cfg is not None else 0, batch, kv, math))

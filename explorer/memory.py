@@ -143,6 +143,11 @@ class Footprint:
             out[t.kind] = out.get(t.kind, 0.0) + t.nbytes
         return out
 
+    def bits_per_weight_of(self, kind: TensorKind) -> float | None:
+        """Effective bits per parameter over the tensors of one kind (None when the model has none)."""
+        numel = sum(t.numel for t in self.tensors if t.kind is kind)
+        return 8 * sum(t.nbytes for t in self.tensors if t.kind is kind) / numel if numel else None
+
 
 def _row(t: TensorSpec, bits: float, nbytes: float, stored_as: str) -> TensorBytes:
     matmul = t.kind in (TensorKind.LINEAR, TensorKind.LM_HEAD) or t.tied_lm_head

@@ -96,3 +96,29 @@ def test_roofline_errors_and_roof():
     assert attainable_flops(H100, MathDType.BF16, 1e6) == pytest.approx(989.5e12)
     with pytest.raises(ValueError, match="both must be > 0"):
         tokens_per_s_bound(0, 1)
+
+
+def test_deployment_combines_fit_and_decode_bound():
+    from explorer.bounds import deployment
+    from explorer.memory import Overhead, kv_cache_bytes
+    bf16 = model_footprint(LLAMA8B, WeightScheme(None, StoreDType.BF16))
+    d = deployment(H100, bf16, LLAMA8B, context=8192, batch=4, kv=KV_FORMATS["fp8"])
+    kv = 2 * 32 * 8 * 128 * 8192 * 4 * 1                       # K and V, layers, kv_heads, head_dim, ctx, batch, 1 B
+    assert kv_cache_bytes(LLAMA8B, 8192, 4, KV_FORMATS["fp8"]) == kv
+    assert d.fit.kv_bytes == kv and d.decode.kv_bytes_read == kv
+    assert d.fit.weight_bytes == bf16.weight_bytes
+    assert d.bytes_per_step == pytest.approx(bf16.read_bytes_per_token + kv)
+    assert d.decode.tokens_per_s == pytest.approx(4 * 3.35e12 / d.bytes_per_step)
+    assert d.hardware_key == "h100_sxm" and d.fit.fits
+    # an encoder keeps no cache; neither does a bare listing (config None)
+    mini = get_model_config("minilm_l6_v2")
+    enc = deployment(H100, model_footprint(mini, WeightScheme()), mini, context=512)
+    assert enc.fit.kv_bytes == 0 and enc.decode.kv_bytes_read == 0
+    # 405B in bf16 does not fit one H100: ceil(810 GB x 1.1 / (80 - 1) GiB) GPUs
+    big = get_model_config("llama31_405b")
+    w405 = model_footprint(big, WeightScheme())
+    d405 = deployment(H100, w405, big, overhead=Overhead())
+    assert not d405.fit.fits
+    assert d405.fit.gpus_needed == -(-w405.weight_bytes * 1.1 // (79 * 2 ** 30)) == 11
+    with pytest.raises(ValueError, match="has no known bandwidth"):
+        deployment(__import__("explorer.hardware", fromlist=["x"]).this_machine(), bf16)

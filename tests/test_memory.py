@@ -140,3 +140,11 @@ def test_fit_errors():
         Overhead(0.0, 1.5)
     with pytest.raises(ValueError, match="sizes must be >= 0"):
         fit(get_hardware("l4"), -1.0)
+
+
+def test_bits_per_weight_of_one_kind():
+    fp = model_footprint(LLAMA8B, WeightScheme(INT4_G128_ASYM, StoreDType.FP16))
+    assert fp.bits_per_weight_of(TensorKind.LINEAR) == pytest.approx(4.25)     # 4 + (16 + 16) / 128
+    assert fp.bits_per_weight_of(TensorKind.EMBEDDING) == 16
+    assert fp.bits_per_weight_of(TensorKind.BIAS) is None                    # Llama has no biases
+    assert fp.bits_per_weight_of(TensorKind.LINEAR) < fp.bits_per_weight < 16
