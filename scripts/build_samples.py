@@ -230,7 +230,7 @@ def fp16_note(model, names: list[str]) -> str:
     return (
         f"weights stored as float16: the Q4_1 values d*q+m are not all float16-representable; the cast changed "
         f"{changed / total:.1%} of them by at most {worst:.1e} of their row's absmax, every 32-weight block "
-        f"still holds at most {most} distinct values, and INT4 group-32 asymmetric round-to-nearest has a "
+        f"still holds at most {most} distinct values, and Q4_1-style min-max INT4 over 32 weights (float offset) has a "
         f"relative error of at most {rtn_err:.1e} on these float16 weights "
         f"({rtn32:.1e} on the float32 dequantized ones)"
     )

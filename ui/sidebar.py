@@ -56,7 +56,8 @@ def _source_choice(builtins: list[Source]) -> tuple[Source | None, bytes | None,
     choice = st.selectbox("Weights", keys, key=state.bind(P.SRC), format_func=labels.get)
     state.commit(P.SRC)
     if choice == UPLOAD:
-        up = st.file_uploader(f"safetensors file (max {MAX_UPLOAD_MB} MB; pickle files are refused)", key="upload")
+        up = st.file_uploader(f"safetensors file (max {MAX_UPLOAD_MB} MB; pickle files are refused)", key="upload",
+                              max_upload_size=MAX_UPLOAD_MB)  # the browser refuses bigger files before sending
         if up is None:
             return None, None, "Upload a `.safetensors` file to explore its tensors."
         try:
@@ -86,9 +87,12 @@ def _tensor_picker(source: Source, infos: list[TensorInfo]) -> TensorInfo | None
         return None
     names = [i.name for i in good]
     default = DEFAULT_TENSOR.get(source.key, names[0])
-    if not state.get(P.TENSOR):
-        state.put(P.TENSOR, default if default in names else names[0])
-    current = state.reset_invalid(P.TENSOR, names, "Tensor")
+    default = default if default in names else names[0]
+    previous_source = st.session_state.get("_tensor_source")
+    st.session_state["_tensor_source"] = source.key
+    if not state.get(P.TENSOR) or (previous_source not in (None, source.key) and state.get(P.TENSOR) not in names):
+        state.put(P.TENSOR, default)  # first visit, or the visitor switched sources: that source's default, quietly
+    current = state.reset_invalid(P.TENSOR, names, "Tensor", fallback=default)
     by_name = {i.name: i for i in good}
     blocks = list(dict.fromkeys(i.block for i in good))
     if len(blocks) > 1:

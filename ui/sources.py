@@ -7,6 +7,7 @@ Uploads are keyed by their sha256, and their bytes reach the cached loaders as a
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +15,10 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from explorer import samples
+from explorer import safe_paths, samples
 from explorer.loader import SafetensorsError, TensorInfo, list_tensors, list_tensors_from_bytes, load_tensor, \
     load_tensor_from_bytes
+from explorer.safe_paths import allowed_dirs
 
 MAX_UPLOAD_MB = int(os.environ.get("EXPLORER_MAX_UPLOAD_MB", "200"))
 LOCAL_DIRS_ENV = "EXPLORER_LOCAL_DIRS"  # os.pathsep-separated folders a host allows; unset = local paths off
@@ -51,22 +53,18 @@ def builtin_sources() -> list[Source]:
     return out
 
 
-def local_dirs() -> list[Path]:
-    raw = os.environ.get(LOCAL_DIRS_ENV, "")
-    return [Path(p).resolve() for p in raw.split(os.pathsep) if p.strip()]
+def local_dirs() -> tuple[Path, ...]:
+    """The host's allowed folders (EXPLORER_LOCAL_DIRS); none (local paths off) when unset or misconfigured."""
+    try:
+        return allowed_dirs(os.environ.get(LOCAL_DIRS_ENV))
+    except ValueError as e:
+        logging.getLogger(__name__).warning("%s ignored, local paths are off: %s", LOCAL_DIRS_ENV, e)
+        return ()
 
 
 def confine(path_text: str) -> Path:
-    """The resolved path if it lies inside one of the host's allowed folders (symlinks resolved first)."""
-    allowed = local_dirs()
-    if not allowed:
-        raise ValueError(f"local paths are off on this server (the host enables them with {LOCAL_DIRS_ENV})")
-    p = Path(path_text).expanduser().resolve()
-    if not any(p == d or d in p.parents for d in allowed):
-        raise ValueError(f"{path_text!r} is outside the folders this server allows: {[str(d) for d in allowed]}")
-    if not p.exists():
-        raise ValueError(f"{path_text!r} does not exist")
-    return p
+    """The resolved path if it lies inside one of the host's allowed folders (see explorer.safe_paths)."""
+    return safe_paths.confine(path_text, local_dirs())
 
 
 def upload_source(name: str, data: bytes) -> Source:
@@ -88,26 +86,37 @@ def _list_path(path: str) -> list[TensorInfo]:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _list_upload(key: str, _data: bytes) -> list[TensorInfo]:
-    return list_tensors_from_bytes(_data, key)
+def _list_upload(key: str, label: str, _data: bytes) -> list[TensorInfo]:
+    return list_tensors_from_bytes(_data, label)
 
 
 def list_source(source: Source, data: bytes | None = None) -> list[TensorInfo]:
-    """Tensors of a source (headers only). SafetensorsError for a malformed file."""
+    """Tensors of a source (headers only). SafetensorsError for a malformed file (its message names the file)."""
     if source.key.startswith("upload:"):
-        return _list_upload(source.key, data)
+        return _list_upload(source.key, source.label.removeprefix("upload: "), data)
     return _list_path(source.path)
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)
-def _load(key: str, path: str, name: str, device: str, _data: bytes | None) -> torch.Tensor:
-    t = load_tensor_from_bytes(_data, name) if _data is not None else load_tensor(path, name)
-    return t.to(device)
+def _load(key: str, path: str, name: str, device: str) -> torch.Tensor:
+    return load_tensor(path, name).to(device)
+
+
+# Uploaded tensors come from visitors: at most UPLOADED_TENSORS of them (each no bigger than its upload) are kept,
+# for UPLOAD_TTL_S, so uploads cannot fill the server's memory through this cache.
+UPLOADED_TENSORS, UPLOAD_TTL_S = 2, 600
+
+
+@st.cache_resource(max_entries=UPLOADED_TENSORS, ttl=UPLOAD_TTL_S, show_spinner=False)
+def _load_upload(key: str, name: str, device: str, _data: bytes) -> torch.Tensor:
+    return load_tensor_from_bytes(_data, name).to(device)
 
 
 def load_weight(source: Source, name: str, device: torch.device, data: bytes | None = None) -> torch.Tensor:
     """One tensor, loaded once per server and shared: callers must not mutate it."""
-    return _load(source.key, source.path, name, str(device), data)
+    if data is not None:
+        return _load_upload(source.key, name, str(device), data)
+    return _load(source.key, source.path, name, str(device))
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)

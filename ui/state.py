@@ -78,6 +78,24 @@ def notices() -> list[str]:
     return st.session_state.setdefault("_notices", [])
 
 
+def shown(text: object, limit: int = 240) -> str:
+    """Visitor text for a notice, inert: an inline-code span (no markdown links, images, HTML or LaTeX inside),
+    one line, no backticks, control characters escaped, at most `limit` characters."""
+    s = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)).replace("`", "'")
+    return f"`{s if len(s) <= limit else s[:limit - 12] + '…' + s[-8:]}`"
+
+
+def note_unknown(params: list[Param]) -> None:
+    """A notice naming link keys that none of `params` declares (a mistyped or stale link); publish() drops them."""
+    current = {k: st.query_params.get(k) for k in st.query_params.keys()}
+    if current == st.session_state.get("_last_url"):
+        return
+    unknown = sorted(set(current) - {p.key for p in params})
+    if unknown:
+        names = ", ".join(shown(k, 40) for k in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        notices().append(f"Link parameter{'s' if len(unknown) > 1 else ''} {names} not used on this page: ignored.")
+
+
 def apply_url(params: list[Param]) -> None:
     """Take values from the query string when it changed since this session last wrote it."""
     current = {k: st.query_params.get(k) for k in st.query_params.keys()}
@@ -90,7 +108,8 @@ def apply_url(params: list[Param]) -> None:
         try:
             put(p, p.from_query(raw))
         except ValueError as e:
-            notices().append(f"Link parameter `{p.key}` ignored ({e}); showing the default "
+            why = str(e) if len(raw) <= 40 else str(e).replace(repr(raw), repr(raw[:30] + "…"))
+            notices().append(f"Link parameter {shown(p.key, 40)} ignored ({shown(why)}); showing the default "
                              f"{p.label or p.key} instead.")
 
 
@@ -109,13 +128,15 @@ def commit(param: Param) -> Any:
     return value
 
 
-def reset_invalid(param: Param, allowed: list | tuple, why: str) -> Any:
-    """If the current value is not allowed (e.g. a tensor that is not in this file), fall back with a notice."""
+def reset_invalid(param: Param, allowed: list | tuple, why: str, fallback: Any = None) -> Any:
+    """If the current value is not allowed (e.g. a tensor that is not in this file), fall back with a notice
+    (to `fallback` when given and allowed, else the param's default, else the first allowed value)."""
     value = get(param)
     if value in allowed or not allowed:
         return value
-    fallback = param.default if param.default in allowed else allowed[0]
-    notices().append(f"{why}: `{value}` is not available; showing `{fallback}` instead.")
+    if fallback not in allowed:
+        fallback = param.default if param.default in allowed else allowed[0]
+    notices().append(f"{why}: {shown(value, 120)} is not available; showing {shown(fallback, 120)} instead.")
     put(param, fallback)
     return fallback
 

@@ -200,8 +200,10 @@ _SMOLLM2 = ModelInfo(
     sample_blocks=(11,),
     caveat=(
         "re-quantizing an already Q4_1 model (quantized by the packager, then dequantized): every block of 32 "
-        "weights holds at most 16 distinct values, so INT4 group-32 asymmetric reproduces it exactly and every "
-        "error looks smaller than it would on the original bf16 model."
+        "weights holds at most 16 distinct values on a Q4_1 grid, so every error here looks smaller than it "
+        "would on the original bf16 model. Q4_1's own rule (min-max with a float offset per 32 weights) "
+        "reproduces it; this app's INT4 g32 asymmetric keeps zero exactly representable (an integer zero "
+        "point, as GPTQ does), so it lands near the packager's grid but not on it."
     ),
 )
 

@@ -69,11 +69,12 @@ def heatmap(pooled: np.ndarray, pool: tuple[int, int], title: str, presenter: bo
             colorscale: str = "Viridis") -> go.Figure:
     """A max-pooled |values| heatmap; axes in original row/column indices; log colour so outliers stand out."""
     fy, fx = pool
-    z = np.log10(np.maximum(pooled, 1e-12))
+    # float32 and no customdata copy: the heatmap is the largest payload of the page (plotly sends arrays as
+    # base64 of their dtype), and hover can show the value from z itself.
+    z = np.log10(np.maximum(pooled, 1e-12)).astype(np.float32)
     fig = go.Figure(go.Heatmap(
         z=z, x=np.arange(pooled.shape[1]) * fx, y=np.arange(pooled.shape[0]) * fy, colorscale=colorscale,
-        colorbar=dict(title="log10"), hovertemplate="rows %{y}+, cols %{x}+: max %{customdata:.3g}<extra></extra>",
-        customdata=pooled))
+        colorbar=dict(title="log10"), hovertemplate="rows %{y}+, cols %{x}+: max 10^%{z:.2f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     sub = f" (max over {fy}×{fx} blocks)" if fy * fx > 1 else ""
     return style(fig, title + sub, "input channel", "output channel", presenter)

@@ -1,0 +1,194 @@
+"""explorer.analysis on small arrays: max-pooling keeps a single outlier row or column visible, the code space and
+its levels (every dequantized weight lands on a drawn level), histogram totals, per-channel errors, the output
+error against an independent reference, and the error paths."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from explorer import FORMATS, format_names, make_spec
+from explorer.analysis import HEATMAP_CELLS, REL_LOG10_RANGE, analyze_layer, code_space, expand_scales, max_pool, top_k
+from explorer.quantize import dequantize, quantize
+
+
+def _w(out=48, n_in=256, seed=0, device="cpu", dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(out, n_in, generator=g) * 0.05).to(device=device, dtype=dtype)
+
+
+def _all_specs():
+    for name in format_names():
+        fmt = FORMATS[name]
+        if fmt.is_block:
+            yield make_spec(name)
+            continue
+        for gran in ("tensor", "channel", "group"):
+            yield make_spec(name, gran, 64)
+        if fmt.kind.value == "int":
+            yield make_spec(name, "group", 64, symmetric=False)
+
+
+# ---- max pooling: one outlier stays visible ----
+
+def test_max_pool_keeps_a_single_outlier_row_in_every_cell_of_its_row():
+    a = torch.zeros(1000, 700)
+    a[517] = 5.0
+    pooled, (fy, fx) = max_pool(a)
+    assert (fy, fx) == (math.ceil(1000 / HEATMAP_CELLS), math.ceil(700 / HEATMAP_CELLS)) == (6, 4)
+    assert pooled.shape == (math.ceil(1000 / 6), math.ceil(700 / 4))
+    assert np.all(pooled[517 // fy] == 5.0)  # the whole pooled row, not diluted like a mean would
+    assert np.count_nonzero(pooled) == pooled.shape[1]
+
+
+def test_max_pool_keeps_a_single_outlier_column_and_a_single_weight():
+    a = torch.zeros(4096, 1100)
+    a[:, 1099] = 3.0   # the very last column: a partial window (ceil_mode)
+    a[4095, 0] = 7.0   # the very last row, first column: one weight
+    pooled, (fy, fx) = max_pool(a)
+    assert pooled.shape[0] <= HEATMAP_CELLS and pooled.shape[1] <= HEATMAP_CELLS
+    assert np.all(pooled[:, 1099 // fx] == 3.0)
+    assert pooled[4095 // fy, 0] == 7.0
+    assert np.count_nonzero(pooled) == pooled.shape[0] + 1
+
+
+def test_max_pool_leaves_small_arrays_alone():
+    a = torch.arange(12.0).reshape(3, 4)
+    pooled, pool = max_pool(a)
+    assert pool == (1, 1)
+    np.testing.assert_array_equal(pooled, a.numpy())
+
+
+def test_analysis_heatmaps_show_the_outlier_column(device):
+    w = _w(300, 1000, device=device)
+    w[:, 613] *= 40  # an outlier input channel, like MiniLM's
+    a = analyze_layer(w, make_spec("int4", "group", 128))
+    fy, fx = a.pool
+    assert a.w_pooled.shape == a.err_pooled.shape == (math.ceil(300 / fy), math.ceil(1000 / fx))
+    col = 613 // fx
+    assert np.all(a.w_pooled[:, col] == a.w_pooled.max(axis=1))  # the outlier column is the max of every row
+    np.testing.assert_allclose(a.w_pooled.max(), float(w.abs().max()), rtol=1e-6)
+    np.testing.assert_allclose(a.err_pooled.max(), a.metrics.max_abs_error, rtol=1e-5)
+
+
+# ---- code space and levels ----
+
+@pytest.mark.parametrize("spec", list(_all_specs()), ids=lambda s: s.label)
+def test_every_dequantized_weight_lands_on_a_drawn_level(spec):
+    w = _w()
+    w[3, 7] = 0.9  # an outlier
+    r = quantize(w, spec)
+    y_hat, levels = code_space(dequantize(r), r)
+    y, levels_w = code_space(w, r)
+    np.testing.assert_array_equal(levels, levels_w)
+    assert np.all(np.diff(levels) > 0)
+    dist = np.abs(y_hat.numpy().reshape(-1, 1) - levels.reshape(1, -1)).min(axis=1)
+    assert dist.max() <= 1e-5 * max(1.0, np.abs(levels).max())
+    assert y.shape == w.shape
+
+
+def test_code_space_levels_for_integers_symmetric_and_asymmetric():
+    w = _w()
+    _, sym = code_space(w, quantize(w, make_spec("int4", "channel")))
+    np.testing.assert_array_equal(sym, np.arange(-7, 8))
+    r = quantize(w, make_spec("int4", "channel", symmetric=False))
+    y, asym = code_space(w, r)
+    np.testing.assert_array_equal(asym, np.arange(16))
+    # Asymmetric: the zero point shifts every row's range onto [0, 15] (half a step of slack for rounding).
+    assert float(y.min()) >= -0.5 - 1e-4 and float(y.max()) <= 15.5 + 1e-4
+    assert float(y.max()) > 14.5 and float(y.min()) < 0.5
+
+
+def test_code_space_of_a_per_channel_scale_reaches_the_top_level_in_every_row():
+    w = _w()
+    y, _ = code_space(w, quantize(w, make_spec("int8", "channel", scale_dtype="fp32")))
+    np.testing.assert_allclose(y.abs().amax(dim=1).numpy(), 127.0, rtol=1e-5)
+
+
+def test_expand_scales_broadcasts_spans_including_a_short_last_group():
+    w = _w(5, 100)
+    r = quantize(w, make_spec("int4", "group", 32))
+    s = expand_scales(r, r.scales)
+    assert s.shape == (5, 100)
+    assert torch.equal(s[:, 96:], r.scales[:, 3:4].expand(5, 4))  # the 4-wide last group has the 4th scale
+    assert torch.equal(s[:, 32:64], r.scales[:, 1:2].expand(5, 32))
+    rt = quantize(w, make_spec("int4", "tensor"))
+    assert expand_scales(rt, rt.scales).shape == (5, 100)
+
+
+# ---- histograms and channel errors ----
+
+@pytest.mark.parametrize("spec", [make_spec("int4", "group", 32), make_spec("int3", "channel", symmetric=False),
+                                  make_spec("nf4"), make_spec("mxfp4"), make_spec("fp8_e4m3", "tensor")],
+                         ids=lambda s: s.label)
+def test_histogram_totals_count_every_weight_once(spec):
+    w = _w(40, 320)
+    w[0, :10] = 0.0  # exact zeros
+    a = analyze_layer(w, spec)
+    n = w.numel()
+    assert a.weight_hist.total == a.scaled_hist.total == a.error_hist.total == n
+    err = dequantize(quantize(w, spec)).float() - w
+    nonzero_with_error = int(((w != 0) & (err != 0)).sum())
+    assert int(a.rel_counts.sum()) == nonzero_with_error
+    assert a.rel_counts.size == len(a.rel_edges) - 1
+    assert a.rel_edges[0] == REL_LOG10_RANGE[0] and a.rel_edges[-1] == REL_LOG10_RANGE[1]
+    assert a.exact_frac == pytest.approx(float((err == 0).float().mean()))
+    assert a.weight_hist.bins == 256 and a.scaled_hist.bins == 512
+
+
+def test_per_channel_errors_match_an_independent_computation():
+    w = _w(24, 96)
+    w[5, 40] = 2.0  # row 5 and column 40 carry the largest error under per-tensor int4
+    spec = make_spec("int4", "tensor")
+    a = analyze_layer(w, spec)
+    err = (dequantize(quantize(w, spec)).double() - w.double()) ** 2
+    np.testing.assert_allclose(a.row_mse, err.mean(dim=1).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(a.col_mse, err.mean(dim=0).numpy(), rtol=1e-5)
+    assert a.row_mse.mean() == pytest.approx(a.metrics.mse, rel=1e-5)
+    assert a.row_mse.shape == (24,) and a.col_mse.shape == (96,)
+
+
+def test_top_k_largest_first_and_k_clipped():
+    v = np.array([0.1, 5.0, 0.3, 9.0, 0.2])
+    np.testing.assert_array_equal(top_k(v, 2), [3, 1])
+    np.testing.assert_array_equal(top_k(v, 10), [3, 1, 2, 4, 0])
+    np.testing.assert_array_equal(top_k(v), [3, 1, 2, 4, 0])
+
+
+# ---- output error, dtype, purity, errors ----
+
+def test_output_error_matches_a_reference_and_is_absent_without_inputs(device):
+    w = _w(32, 64, device=device)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 64, generator=g).to(device)
+    spec = make_spec("int3", "channel")
+    a = analyze_layer(w, spec, x)
+    w_hat = dequantize(quantize(w, spec))
+    xd = x.double()
+    ref = float(torch.linalg.norm(xd @ (w.double() - w_hat.double()).T) / torch.linalg.norm(xd @ w.double().T))
+    assert a.output_error == pytest.approx(ref, rel=1e-4)
+    assert a.tokens == 50
+    b = analyze_layer(w, spec)
+    assert b.output_error is None and b.tokens == 0
+
+
+def test_half_precision_input_is_not_mutated_and_arrays_are_numpy(device):
+    w = _w(16, 128, device=device, dtype=torch.float16)
+    before = w.clone()
+    a = analyze_layer(w, make_spec("nvfp4"))
+    assert torch.equal(w, before)
+    assert a.shape == (16, 128)
+    for arr in (a.row_mse, a.col_mse, a.w_pooled, a.err_pooled, a.levels, a.rel_counts):
+        assert isinstance(arr, np.ndarray)
+
+
+def test_nan_weight_is_refused_with_a_message():
+    w = _w()
+    w[2, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        analyze_layer(w, make_spec("int4", "group", 64))
+
+
+def test_group_wider_than_the_row_is_refused_with_the_allowed_range():
+    with pytest.raises(ValueError, match=r"larger than the row \(256 inputs\); allowed: 1\.\.256"):
+        analyze_layer(_w(), make_spec("int4", "group", 512))
