@@ -5,12 +5,16 @@ u64 header length N, then N bytes of UTF-8 JSON, then the data region. The JSON 
 tensor name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets relative to the data
 region) plus an optional "__metadata__" object of str -> str. Files may come from anyone, so
 every field is checked before a single data byte is read; each defect raises `SafetensorsError`
-with a one-line message naming the tensor/field and what was expected.
+with a one-line message naming the tensor/field and what was expected (hostile values are shown
+shortened, so a message stays one short line). Python's json builds up to ~25 bytes of objects per
+header byte, so `parse_cost` bounds that from byte counts and headers over `MAX_PARSE_COST` are
+refused before parsing: the memory a header can make the server allocate is bounded.
 """
 from __future__ import annotations
 
 import json
 import math
+import reprlib
 import struct
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -19,7 +23,12 @@ from typing import BinaryIO, Mapping
 import torch
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # same cap as the reference implementation
+# Python objects json.loads may build for one header, as bounded by `parse_cost`. Real headers cost ~1-2.5 KB
+# per tensor by that bound (a 2,500-tensor SDXL checkpoint: ~6 MB), so 64 MiB admits ~25,000 tensors in one
+# file and refuses hostile headers (an 8 MB list of empty lists would build ~180 MB of Python objects).
+MAX_PARSE_COST = 64 * 1024 * 1024
 MAX_DIMS = 8
+MAX_DIM = 2**63 - 1  # torch sizes are int64; an empty tensor's other dims are otherwise unchecked
 LENGTH_FIELD_BYTES = 8
 METADATA_KEY = "__metadata__"
 ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
@@ -85,6 +94,42 @@ class Header:
     tensors: Mapping[str, TensorEntry]
 
 
+def _short_repr() -> reprlib.Repr:
+    r = reprlib.Repr()  # Python 3.11's Repr takes no constructor arguments
+    r.maxstring, r.maxother, r.maxlist, r.maxdict, r.maxlevel, r.maxlong = 60, 60, 8, 4, 2, 40
+    return r
+
+
+_SHORT = _short_repr()
+
+
+def _show(x: object) -> str:
+    """A bounded repr of a value from the file, for error messages (at most ~80 characters)."""
+    r = _SHORT.repr(x)
+    return r if len(r) <= 80 else f"{r[:64]}…{r[-12:]}"
+
+
+def display_name(name: str) -> str:
+    """A name from the file as shown in messages: quoted, one line (control characters escaped), <= ~90 chars."""
+    if not name.isprintable():
+        return _show(name)
+    return f"'{name}'" if len(name) <= 80 else f"'{name[:60]}…{name[-12:]}' ({len(name)} characters)"
+
+
+def parse_cost(raw: bytes) -> int:
+    """An upper bound on the bytes json.loads allocates for the header bytes `raw`.
+
+    Every JSON value after the first in its container follows a ',' or ':', and a string costs two
+    quotes, so commas + colons + brackets + quotes/2 + 1 bounds the number of values, keys and
+    object pairs; each costs at most ~72 bytes on 64-bit CPython (an empty dict is 64, a pair's
+    tuple 56 plus its list slot). The 6 x len term covers the raw copy and the decoded str (up to
+    4 bytes per character). Counts include bytes inside strings, so this only ever overestimates.
+    """
+    structural = (raw.count(b",") + raw.count(b":") + raw.count(b"[") + raw.count(b"{")
+                  + raw.count(b'"') // 2 + 1)
+    return 80 * structural + 6 * len(raw)
+
+
 def _is_int(x: object) -> bool:
     # JSON true/false arrive as bool, a subclass of int: not a valid size or offset.
     return isinstance(x, int) and not isinstance(x, bool)
@@ -122,12 +167,17 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     out: dict = {}
     for key, value in pairs:
         if key in out:
-            raise SafetensorsError(f"key '{key}' appears twice in the header JSON")
+            raise SafetensorsError(f"key {display_name(key)} appears twice in the header JSON")
         out[key] = value
     return out
 
 
 def _decode_json(raw: bytes) -> dict:
+    cost = parse_cost(raw)
+    if cost > MAX_PARSE_COST:
+        raise SafetensorsError(
+            f"header is too complex to parse safely: its {len(raw)} bytes could build ~{cost // 2**20} MiB "
+            f"of objects (limit {MAX_PARSE_COST // 2**20} MiB, about 25,000 tensors)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -138,6 +188,10 @@ def _decode_json(raw: bytes) -> dict:
         raise SafetensorsError(f"header is not valid JSON: {e.msg} at char {e.pos}") from None
     except RecursionError:
         raise SafetensorsError("header is not valid JSON: nested too deeply") from None
+    except SafetensorsError:  # a duplicate key, from the hook
+        raise
+    except ValueError as e:  # e.g. an integer literal over Python's 4300-digit conversion limit
+        raise SafetensorsError(f"header is not valid JSON: {str(e).split(';')[0][:160]}") from None
     if not isinstance(obj, dict):
         raise SafetensorsError(
             f"header JSON must be an object mapping tensor names to entries, got {type(obj).__name__}")
@@ -151,44 +205,41 @@ def _parse_metadata(value: object) -> Mapping[str, str]:
         if not isinstance(v, str):
             raise SafetensorsError(
                 f"__metadata__ must be an object of string to string: "
-                f"value of '{k}' is {type(v).__name__}")
+                f"value of {display_name(k)} is {type(v).__name__}")
     return MappingProxyType(dict(value))
 
 
 def _parse_entry(name: str, entry: object, data_size: int) -> TensorEntry:
+    t = f"tensor {display_name(name)}"
     if not isinstance(entry, dict):
         raise SafetensorsError(
-            f"tensor '{name}': entry must be an object with dtype, shape, data_offsets; "
-            f"got {type(entry).__name__}")
+            f"{t}: entry must be an object with dtype, shape, data_offsets; got {type(entry).__name__}")
     missing, extra = ENTRY_KEYS - entry.keys(), entry.keys() - ENTRY_KEYS
     if missing or extra:
         raise SafetensorsError(
-            f"tensor '{name}': entry must have exactly dtype, shape, data_offsets "
-            f"(missing {sorted(missing)}, unexpected {sorted(extra)})")
+            f"{t}: entry must have exactly dtype, shape, data_offsets "
+            f"(missing {sorted(missing)}, unexpected {_show(sorted(extra))})")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise SafetensorsError(f"{t}: unknown dtype {_show(dtype)}; expected one of {', '.join(DTYPES)}")
+    if not isinstance(shape, list) or not all(_is_int(d) and 0 <= d <= MAX_DIM for d in shape):
         raise SafetensorsError(
-            f"tensor '{name}': unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-        raise SafetensorsError(
-            f"tensor '{name}': shape must be a list of non-negative integers, got {shape!r}")
+            f"{t}: shape must be a list of non-negative integers (each below 2**63), got {_show(shape)}")
     if len(shape) > MAX_DIMS:
-        raise SafetensorsError(f"tensor '{name}': shape has {len(shape)} dims; at most {MAX_DIMS} are supported")
+        raise SafetensorsError(f"{t}: shape has {len(shape)} dims; at most {MAX_DIMS} are supported")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
-        raise SafetensorsError(
-            f"tensor '{name}': data_offsets must be [begin, end] integers, got {offsets!r}")
+        raise SafetensorsError(f"{t}: data_offsets must be [begin, end] integers, got {_show(offsets)}")
     begin, end = offsets
+    shown = f"data_offsets [{_show(begin)}, {_show(end)}]"
     if not 0 <= begin <= end:
-        raise SafetensorsError(f"tensor '{name}': data_offsets [{begin}, {end}] need 0 <= begin <= end")
+        raise SafetensorsError(f"{t}: {shown} need 0 <= begin <= end")
     if end > data_size:
         raise SafetensorsError(
-            f"tensor '{name}': data_offsets [{begin}, {end}] run past the data region "
-            f"({data_size} bytes): file truncated or header corrupt")
-    need = math.prod(shape) * DTYPES[dtype].itemsize
+            f"{t}: {shown} run past the data region ({data_size} bytes): file truncated or header corrupt")
+    need = math.prod(shape) * DTYPES[dtype].itemsize  # end <= data_size here, so a huge need just mismatches
     if end - begin != need:
         raise SafetensorsError(
-            f"tensor '{name}': data_offsets span {end - begin} bytes but shape {shape} "
-            f"of {dtype} needs {need} bytes")
+            f"{t}: data_offsets span {end - begin} bytes but shape {shape} of {dtype} needs {_show(need)} bytes")
     return TensorEntry(name, dtype, tuple(shape), begin, end)
 
 
@@ -201,7 +252,7 @@ def _check_no_overlap(entries: list[TensorEntry]) -> None:
             continue
         if furthest is not None and e.begin < furthest.end:
             raise SafetensorsError(
-                f"tensors '{furthest.name}' and '{e.name}' overlap in the data region "
+                f"tensors {display_name(furthest.name)} and {display_name(e.name)} overlap in the data region "
                 f"([{furthest.begin}, {furthest.end}) and [{e.begin}, {e.end}))")
         if furthest is None or e.end > furthest.end:
             furthest = e

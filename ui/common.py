@@ -2,10 +2,14 @@
 presenter mode."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import inspect
 import io
-from typing import Callable, Iterable
+import os
+import threading
+from collections import deque
+from typing import Callable, Iterable, Iterator
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -22,6 +26,49 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 22px; }
 h1 { font-size: 3rem !important; }
 </style>
 """
+
+
+# Heavy library calls running at once, server-wide. Each needs tens of MB while it runs, so without a bound twenty
+# visitors changing settings together would need twenty working sets at once (measured by scripts/load_test.py);
+# with one torch thread per server, more slots than cores gains no speed anyway.
+COMPUTE_SLOTS = int(os.environ.get("EXPLORER_COMPUTE_SLOTS", "2"))
+
+
+class _FairSlots:
+    """A first-come-first-served counting semaphore (threading.Semaphore lets a newcomer overtake a woken waiter,
+    which starved some visitors for a minute under load)."""
+
+    def __init__(self, n: int) -> None:
+        self._cv, self._free, self._line = threading.Condition(), n, deque()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        me = object()
+        with self._cv:
+            self._line.append(me)
+            try:
+                self._cv.wait_for(lambda: self._free > 0 and self._line[0] is me)
+            finally:
+                self._line.remove(me)
+            self._free -= 1
+            self._cv.notify_all()  # the next in line may start too
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._free += 1
+                self._cv.notify_all()
+
+
+@st.cache_resource(show_spinner=False)
+def _compute_slots() -> _FairSlots:
+    return _FairSlots(COMPUTE_SLOTS)
+
+
+def compute_slot():
+    """Hold one of the server's COMPUTE_SLOTS while a heavy library call runs, first come first served (wrap the
+    call inside the page's cached function, so cache hits never wait)."""
+    return _compute_slots().hold()
 
 
 def page_start(title: str, params: list[state.Param], intro: str = "") -> Selection:
