@@ -11,7 +11,7 @@ import streamlit as st
 from explorer import FORMATS, Granularity, Kind, make_spec
 from explorer.compare import ErrorAxis, SweepRow, all_specs, find_row, fitting_specs, pareto_front, sweep, usual_rows
 from explorer.plots import formats as figs
-from ui import common, state
+from ui import check_yourself, common, state
 from ui import params as P
 from ui.params_formats import ERROR_AXIS, FORMATS_PAGE, HIST_LOG
 from ui.sidebar import Selection
@@ -180,6 +180,7 @@ def main():
                    f"relative error. The range is set by **{wide.label}**, whose largest error is "
                    f"{wide.metrics.max_abs_error:.3g}. Drag across a panel to zoom all of them.")
         common.show_code(usual_rows, figs.on_range)
+    check_yourself.panel("formats")
     common.page_end(PARAMS)
 
 

@@ -26,11 +26,20 @@ st.markdown("""
   the Pareto front, and one error histogram per format.
 - **Outlier channels** — the real activation magnitudes of every Linear: the input channels that are huge in every
   block, LLM.int8()'s threshold, and AWQ's salient channels of the selected layer.
+- **AWQ** — activation-aware scaling on a real layer's inputs: the activation magnitudes, the scale vector, the
+  search over alpha, the salient channels' error before and after, and the output error on held-out tokens.
+- **GPTQ** — error feedback column by column: the loss per column (column order vs act-order), the held-out output
+  error next to RTN and AWQ (and how too little calibration data overfits), and the measured seconds with an
+  extrapolation to 7B and 70B models.
+- **Compare methods** — RTN, AWQ, GPTQ, AWQ+GPTQ and SmoothQuant W·A8 in several formats on one layer: one table,
+  one chart.
 - **Memory & bandwidth** — what each format saves on real models (Llama-3.1, Mistral, Qwen2.5, the loaded file),
   whether it fits your GPUs, the decode tokens/s bound, the roofline, and a timer that measures the layer here.
 - **Per-task cliffs** — the whole real model quantized with several schemes (RTN, GPTQ, AWQ) and scored on tasks
   from coarse to fine: one task barely moves while another collapses, and the average hides it; per-layer
   sensitivity and a mixed-precision plan.
+- **Quiz** — the lesson's questions on quantization trade-offs, with instant feedback, why each option is
+  right or wrong, and a link to the live view that answers each one; presenter mode for a class.
 """)
 
 st.subheader("Formats in the registry")

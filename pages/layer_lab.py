@@ -7,7 +7,7 @@ import streamlit as st
 from explorer import FORMATS, format_names, make_spec
 from explorer.analysis import LayerAnalysis, analyze_layer, top_k
 from explorer.plots import layer as figs
-from ui import common, state
+from ui import check_yourself, common, state
 from ui import params as P
 from ui.sidebar import Selection
 
@@ -18,7 +18,8 @@ GROUPS = [16, 32, 64, 128, 256, 512, 1024]
 @st.cache_data(max_entries=48, show_spinner=False)
 def analysis(source_key: str, tensor: str, device: str, spec, _w, _x) -> LayerAnalysis:
     """Cached per (source, tensor, device, spec): the weight itself is not part of the key."""
-    return analyze_layer(_w, spec, _x)
+    with common.compute_slot():  # bounds the server's memory when many visitors compute at once
+        return analyze_layer(_w, spec, _x)
 
 
 def controls():
@@ -144,6 +145,7 @@ def main():
         st.dataframe([{"metric": k, "value": v[0]} for k, v in rows.items()], hide_index=True,
                      width="stretch")
         common.download_csv("Metrics (CSV)", rows, f"{info.name}-{spec.format.name}-metrics.csv")
+    check_yourself.panel("layer_lab")
     common.page_end(PARAMS)
 
 

@@ -21,7 +21,7 @@ from explorer.model_configs import MODEL_CONFIGS, ModelConfig, TensorSpec, model
 from explorer.plots import memory as figs
 from explorer.plots.common import MUTED
 from explorer.units import GB, GiB, fmt_bytes
-from ui import common, state
+from ui import check_yourself, common, state
 from ui import params as P
 from ui import params_memory as PM
 
@@ -410,6 +410,7 @@ decoding **could** be, and what it buys on the machine in front of you.""")
         measure_tab(sel, sel.presenter)
     with tabs[4]:
         hardware_tab(z.hws if z is not None else hardware_list(gpus))
+    check_yourself.panel("memory")
     common.page_end(PARAMS)
 
 

@@ -12,7 +12,7 @@ from explorer.models.registry import model_info
 from explorer.outliers import AWQ_FRACTION, LLM_INT8_THRESHOLD, Stat, input_group_rows, over_threshold, \
     recurring_channels, saliency, stats_matrix, top_channels, weight_channel_range
 from explorer.plots import outliers as figs
-from ui import common, state
+from ui import check_yourself, common, state
 from ui.params_outliers import GROUP, OUTLIERS_PAGE, STAT, TOP_K
 from ui.sidebar import Selection
 
@@ -181,6 +181,7 @@ def main():
         layer_view(linear, stats, w, sel.presenter, model)
     except ValueError as e:
         st.error(f"Cannot analyse this tensor: {e}")
+    check_yourself.panel("outliers")
     common.page_end(PARAMS)
 
 

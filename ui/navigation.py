@@ -18,6 +18,7 @@ PAGES = [
     ("pages/outliers.py", "Outlier channels", "outliers", ":material/scatter_plot:"),
     ("pages/memory.py", "Memory & bandwidth", "memory", ":material/memory:"),
     ("pages/cliffs.py", "Per-task cliffs", "cliffs", ":material/warning:"),
+    ("pages/quiz.py", "Quiz", "quiz", ":material/quiz:"),
 ]
 
 _ENTRY = "_entry_running"

@@ -92,7 +92,8 @@ def note_unknown(params: list[Param]) -> None:
         return
     unknown = sorted(set(current) - {p.key for p in params})
     if unknown:
-        names = ", ".join(shown(k, 40) for k in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        names = ", ".join(shown(k, 40) for k in unknown[:5])
+        names += f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         notices().append(f"Link parameter{'s' if len(unknown) > 1 else ''} {names} not used on this page: ignored.")
 
 
