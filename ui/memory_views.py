@@ -15,7 +15,7 @@ MEASURE_BATCHES = (1, 64)
 # Seconds one "Measure here" run may take (tests set a small value).
 def measure_budget() -> float:
     """Seconds one "Measure here" run may take, read at call time (tests set a small value)."""
-    return float(os.environ.get("EXPLORER_measure_budget()", "4"))
+    return float(os.environ.get("EXPLORER_MEASURE_BUDGET_S", "4"))
 
 
 LLAMA_CPP = ("llama.cpp's own measurement (tools/quantize README, Llama-3.1-8B on one machine): F16 decodes "
