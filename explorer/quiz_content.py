@@ -2,8 +2,7 @@
 
 Written for this project. Numbers cite their sources: format constants (torch.finfo, the OCP 8-bit FP spec), the
 GPTQ and AWQ papers (arXiv 2210.17323, 2306.00978), NVIDIA's H100 datasheet, issue threads of quantization
-projects. Every "see it" link opens a live view on the bundled real weights; links to the GPTQ and AWQ pages are
-marked pending until those pages are registered.
+projects. Every "see it" link opens a live view on the bundled real weights.
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ CLIFFS = dict(cs="int8_ch,int4_ch,int4_t", cq=40, crun=1)
 
 LAB_INT4 = see("layer_lab", "Layer Lab: a real layer's weights moved onto the INT4 g128 grid",
                src=MINILM, t=FFN_OUT, fmt="int4", gran="group", gs=128)
-GPTQ_PAGE = see("gptq", "GPTQ on a real layer: its measured seconds and error", pending=True,
+GPTQ_PAGE = see("gptq", "GPTQ on a real layer: its measured seconds and error",
                 src=MINILM, t=FFN_OUT, fmt="int4", gran="group", gs=128)
 MATRIX = see("cliffs", "Per-task cliffs: INT8 vs INT4 per-channel vs INT4 per-tensor, task by task", **CLIFFS)
 MEMORY = see("memory", "Memory & bandwidth: Llama-3.1-8B's memory and decode bound per format",
@@ -195,7 +194,7 @@ QUESTIONS = (
         "MiniLM, input channel 99 is the largest in almost every block.",
         (see("outliers", "Outlier channels: MiniLM's channel 99 and the salient 1% of a real layer",
              src=MINILM, t=KEY_5, ostat="max"),
-         see("awq", "AWQ on that layer: the alpha search and its error", pending=True,
+         see("awq", "AWQ on that layer: the alpha search and its error",
              src=MINILM, t=KEY_5, fmt="int4", gran="group", gs=128)),
         (Option("a", "The magnitude of the weights alone", False,
                 "That is what plain rounding and magnitude-based choices use. The AWQ paper found that picking "
