@@ -11,9 +11,8 @@ from explorer.methods import awq_search
 from explorer.methods.awq import awq_scales
 from explorer.plots import methods as figs
 from ui import check_yourself, common, state
+from ui import methods_views as V
 from ui import params_methods as M
-from ui.sidebar import Selection
-from ui.sources import builtin_sources
 
 PARAMS = M.AWQ_PAGE
 INTRO = ("A weight column that multiplies a large input channel matters more to the output. **AWQ** (Lin et al. "
@@ -33,7 +32,7 @@ def compute(source_key: str, tensor: str, device: str, spec, holdout: float, ind
 
 
 def controls():
-    name, gran, group, sym = M.spec_controls()
+    name, gran, group, sym = V.spec_controls()
     spec = compare_specs([name], gran, group, sym)[0]
     c1, c2, c3 = st.columns([3, 3, 2])
     with c1:
@@ -67,15 +66,10 @@ def headline(v: AWQView, presenter: bool) -> None:
 
 
 def main():
-    sel: Selection = common.page_start("AWQ: activation-aware scaling", PARAMS, intro=INTRO)
-    if not common.require_tensor(sel):
-        common.page_end(PARAMS)
+    opened = V.start("AWQ: activation-aware scaling", PARAMS, INTRO)
+    if opened is None:
         return
-    x = sel.inputs()
-    if x is None:
-        M.need_inputs(builtin_sources())
-        common.page_end(PARAMS)
-        return
+    sel, x = opened
     spec, holdout, index, clip = controls()
     info, pres = sel.tensor, sel.presenter
     st.caption(f"**{info.name}** {list(info.shape)} · {spec.label} · on {sel.device}")

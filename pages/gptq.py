@@ -11,9 +11,8 @@ from explorer.method_views import EXTRAPOLATE_MODELS, OVERFIT_LAYERS, OVERFIT_OF
 from explorer.methods import gptq_quantize
 from explorer.plots import methods as figs
 from ui import check_yourself, common, state
+from ui import methods_views as V
 from ui import params_methods as M
-from ui.sidebar import Selection
-from ui.sources import builtin_sources
 
 PARAMS = M.GPTQ_PAGE
 PROBE_KEY = "_gptq_probe_wanted"
@@ -49,7 +48,7 @@ def probe(device: str) -> GPTQTiming:
 
 
 def controls():
-    name, gran, group, sym = M.spec_controls()
+    name, gran, group, sym = V.spec_controls()
     spec = compare_specs([name], gran, group, sym)[0]
     c1, c2 = st.columns(2)
     with c1:
@@ -142,15 +141,10 @@ def cost_section(v: GPTQView, device: str, pres: bool) -> None:
 
 
 def main():
-    sel: Selection = common.page_start("GPTQ: error feedback across columns", PARAMS, intro=INTRO)
-    if not common.require_tensor(sel):
-        common.page_end(PARAMS)
+    opened = V.start("GPTQ: error feedback across columns", PARAMS, INTRO)
+    if opened is None:
         return
-    x = sel.inputs()
-    if x is None:
-        M.need_inputs(builtin_sources())
-        common.page_end(PARAMS)
-        return
+    sel, x = opened
     spec, holdout, damp = controls()
     info, pres = sel.tensor, sel.presenter
     st.caption(f"**{info.name}** {list(info.shape)} · {spec.label} · on {sel.device}")

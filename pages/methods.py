@@ -12,9 +12,8 @@ from explorer.method_views import COMPARE_METHODS, LABELS, CompareRow, compare_m
 from explorer.methods import Method
 from explorer.plots import methods as figs
 from ui import check_yourself, common, state
+from ui import methods_views as V
 from ui import params_methods as M
-from ui.sidebar import Selection
-from ui.sources import builtin_sources
 
 PARAMS = M.METHODS_PAGE
 SMOOTH = LABELS[Method.SMOOTHQUANT]
@@ -42,7 +41,7 @@ def controls():
     st.multiselect("Formats", format_names(), key=state.bind(M.FORMATS),
                    format_func=lambda n: f"{n} ({REGISTRY[n].bits}-bit)")
     names = state.commit(M.FORMATS) or list(M.FORMATS.default)
-    _, gran, group, sym = M.spec_controls(formats=False)
+    _, gran, group, sym = V.spec_controls(formats=False)
     specs = compare_specs(names, gran, group, sym)
     c1, c2, c3 = st.columns(3)
     with c1:
@@ -76,15 +75,10 @@ def table(rows: list[CompareRow]) -> list[dict]:
 
 
 def main():
-    sel: Selection = common.page_start("Compare methods", PARAMS, intro=INTRO)
-    if not common.require_tensor(sel):
-        common.page_end(PARAMS)
+    opened = V.start("Compare methods", PARAMS, INTRO)
+    if opened is None:
         return
-    x = sel.inputs()
-    if x is None:
-        M.need_inputs(builtin_sources())
-        common.page_end(PARAMS)
-        return
+    sel, x = opened
     specs, holdout, damp, smooth_alpha = controls()
     info, pres = sel.tensor, sel.presenter
     st.caption(f"**{info.name}** {list(info.shape)} · {len(specs)} formats × {len(COMPARE_METHODS)} methods · on "
