@@ -49,13 +49,25 @@ def round_fp8(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def fp8_values(codes: torch.Tensor, name: str) -> torch.Tensor:
-    """FP8 bit patterns (uint8) -> float32 values."""
-    return codes.view(FLOAT8_DTYPES[name]).float()
+    """FP8 bit patterns (uint8) -> float32 values: a lookup in the 256 values torch's own cast gives (the same
+    bits as codes.view(float8).float(), several times faster on CPU, where that cast is a scalar loop)."""
+    return _lookup(_fp8_table(name, codes.device), codes)
+
+
+@functools.lru_cache(maxsize=8)
+def _fp8_table(name: str, device: torch.device) -> torch.Tensor:
+    patterns = torch.arange(256, dtype=torch.int32).to(torch.uint8)
+    return patterns.view(FLOAT8_DTYPES[name]).float().to(device)
+
+
+def _lookup(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """table[codes] for uint8 codes of any shape (index_select with int32 indices: a small-table gather)."""
+    return torch.index_select(table, 0, codes.reshape(-1).to(torch.int32)).reshape(codes.shape)
 
 
 def round_fp4(x: torch.Tensor) -> torch.Tensor:
     """x [...] float32 -> FP4 E2M1 bit patterns (uint8: sign bit 3, exponent bits 2-1, mantissa bit 0)."""
-    mags, mids = _FP4_MAGS.to(x.device), _FP4_MIDS.to(x.device)
+    mids = _FP4_MIDS.to(x.device)
     a = x.abs()
     idx = torch.bucketize(a, mids)  # a == mids[i] lands on i (the lower neighbour)
     # A tie goes to the even code: codes 0..7 alternate mantissa 0/1 within each binade.
@@ -74,7 +86,7 @@ def round_codebook(x: torch.Tensor, grid: tuple[float, ...]) -> torch.Tensor:
 
 def table_values(codes: torch.Tensor, values: tuple[float, ...]) -> torch.Tensor:
     """Codes (uint8 indices) -> float32 values of a lookup table."""
-    return _table(values, codes.device)[codes.long()]
+    return _lookup(_table(values, codes.device), codes)
 
 
 def e8m0_scale(amax: torch.Tensor, element: str) -> tuple[torch.Tensor, torch.Tensor]:

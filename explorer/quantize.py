@@ -136,33 +136,41 @@ def _span_stats(x: torch.Tensor, spec: QuantSpec):
     return x.abs().amax(-1, keepdim=True)
 
 
-def _quantize_spans(x: torch.Tensor, spec: QuantSpec, shape: tuple[int, int], dtype: torch.dtype, span: int,
-                    stats=None, tensor_amax: float | None = None) -> QuantResult:
-    """x [rows, n, span] float32 -> QuantResult of a W of `shape`. `stats` / `tensor_amax` override the
-    per-span statistics / NVFP4's tensor absmax (the chunked fast path passes whole-tensor values)."""
+def _quantize_spans(x: torch.Tensor, spec: QuantSpec, shape: tuple[int, int], dtype: torch.dtype,
+                    span: int) -> QuantResult:
+    """x [rows, n, span] float32 -> QuantResult of a W of `shape`."""
     if spec.format.is_block:
-        codes, scales, scale_codes, tensor_scale = _quantize_block(x, spec, tensor_amax)
+        codes, scales, scale_codes, tensor_scale = _quantize_block(x, spec)
         zeros = None
     else:
-        codes, scales, zeros = _quantize_elements(x, spec, _span_stats(x, spec) if stats is None else stats)
+        codes, scales, zeros = _quantize_elements(x, spec, _span_stats(x, spec))
         scale_codes, tensor_scale = None, None
     return QuantResult(spec, _from_spans(codes, shape).contiguous(), scales.squeeze(-1), zeros, dtype, span,
                        scale_codes, tensor_scale)
 
 
-def _quantize_elements(x: torch.Tensor, spec: QuantSpec, stats):
-    """x [rows, n, span] -> (codes [rows, n, span], scales [rows, n, 1], zeros or None)."""
+def element_scales(stats, spec: QuantSpec):
+    """Per-span range statistics -> (scale [rows, n, 1], zero point [rows, n, 1] or None), rounded to what is
+    stored. Shared by the reference path and the chunked fast path (explorer.fast_paths), so both use the same
+    scale bit for bit."""
     fmt = spec.format
     store = _SCALE_TORCH[spec.scale_dtype]
     if not spec.symmetric:  # asymmetric integers
         qmax = 2 ** fmt.bits - 1
         lo, hi = stats
         scale = P.round_to_dtype(torch.where(hi > lo, (hi - lo) / qmax, torch.ones_like(hi)), store)
-        zero = torch.round(-lo / scale).clamp(0, qmax)
-        codes = P.round_int(x / scale + zero, 0, qmax)
-        return codes, scale, zero.squeeze(-1)
+        return scale, torch.round(-lo / scale).clamp(0, qmax)
     amax = stats
-    scale = P.round_to_dtype(torch.where(amax > 0, amax / fmt.max_value, torch.ones_like(amax)), store)
+    return P.round_to_dtype(torch.where(amax > 0, amax / fmt.max_value, torch.ones_like(amax)), store), None
+
+
+def _quantize_elements(x: torch.Tensor, spec: QuantSpec, stats):
+    """x [rows, n, span] -> (codes [rows, n, span], scales [rows, n, 1], zeros or None)."""
+    fmt = spec.format
+    scale, zero = element_scales(stats, spec)
+    if zero is not None:  # asymmetric integers
+        codes = P.round_int(x / scale + zero, 0, 2 ** fmt.bits - 1)
+        return codes, scale, zero.squeeze(-1)
     y = x / scale
     if fmt.kind is Kind.INT:
         qmax = 2 ** (fmt.bits - 1) - 1
@@ -189,25 +197,28 @@ def _round_element(y: torch.Tensor, element: str) -> torch.Tensor:
     return P.round_fp8(y, element)
 
 
-def _quantize_block(x: torch.Tensor, spec: QuantSpec, tensor_amax: float | None = None):
-    """x [out, n_blocks, block] -> (codes, scales [out, n, 1], scale_codes [out, n], tensor_scale)."""
+def block_scales(amax: torch.Tensor, spec: QuantSpec, tensor_amax: float | None = None):
+    """Block absmax [out, n, 1] -> (scales [out, n, 1] float32, scale_codes [out, n, 1] uint8, tensor_scale)."""
     fmt = spec.format
-    amax = x.abs().amax(-1, keepdim=True)
     if fmt.scale_encoding is ScaleEncoding.E8M0:
         scale_codes, scales = P.e8m0_scale(amax, fmt.element)
-        tensor_scale = None
-    else:  # NVFP4: FP32 tensor scale so that block scales (amax/6) fit E4M3's range, then E4M3 block scales
-        e4m3_max = torch.finfo(torch.float8_e4m3fn).max
-        t_amax = float(amax.max()) if tensor_amax is None else tensor_amax
-        # Stored as FP32: round it to float32 so the measured result is the stored one.
-        tensor_scale = float(torch.tensor(t_amax / (e4m3_max * fmt.max_value) if t_amax > 0 else 1.0,
-                                          dtype=torch.float32))
-        block = (amax / fmt.max_value / tensor_scale).clamp(max=e4m3_max).to(torch.float8_e4m3fn)
-        scale_codes = block.view(torch.uint8)
-        scales = block.float() * tensor_scale
+        return scales, scale_codes, None
+    # NVFP4: FP32 tensor scale so that block scales (amax/6) fit E4M3's range, then E4M3 block scales
+    e4m3_max = torch.finfo(torch.float8_e4m3fn).max
+    t_amax = float(amax.max()) if tensor_amax is None else tensor_amax
+    # Stored as FP32: round it to float32 so the measured result is the stored one.
+    tensor_scale = float(torch.tensor(t_amax / (e4m3_max * fmt.max_value) if t_amax > 0 else 1.0,
+                                      dtype=torch.float32))
+    block = (amax / fmt.max_value / tensor_scale).clamp(max=e4m3_max).to(torch.float8_e4m3fn)
+    return block.float() * tensor_scale, block.view(torch.uint8), tensor_scale
+
+
+def _quantize_block(x: torch.Tensor, spec: QuantSpec):
+    """x [out, n_blocks, block] -> (codes, scales [out, n, 1], scale_codes [out, n], tensor_scale)."""
+    scales, scale_codes, tensor_scale = block_scales(x.abs().amax(-1, keepdim=True), spec)
     # A block whose E4M3 scale underflowed to 0 holds only values far below the tensor's largest: all codes 0.
     safe = torch.where(scales > 0, scales, torch.ones_like(scales))
-    codes = _round_element(x / safe, fmt.element)
+    codes = _round_element(x / safe, spec.format.element)
     codes = torch.where(scales > 0, codes, torch.zeros_like(codes))
     return codes, scales, scale_codes.squeeze(-1), tensor_scale
 
@@ -241,43 +252,14 @@ def dequantize(result: QuantResult) -> torch.Tensor:
 def fake_quantize(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 17) -> torch.Tensor:
     """dequantize(quantize(w, spec)), bit for bit: W [out, in] -> Ŵ [out, in] in w's dtype.
 
-    Fast path: rows are processed in chunks of about `chunk_elements` so that every intermediate stays in the
-    CPU cache (fake quantization is memory-bound: the floor is one read and one write of W). Per-tensor scales
-    and NVFP4's tensor scale come from one whole-tensor pass first, so each chunk uses exactly the scale the
-    reference path would; a NaN/Inf anywhere shows up in those statistics and raises the same ValueError.
+    Fast path (explorer.fast_paths): rows are processed in chunks of about `chunk_elements` on scratch buffers
+    that stay in the CPU cache, with arithmetic rounding instead of searches and lookups (fake quantization is
+    memory-bound: the floor is one read and one write of W). A NaN/Inf anywhere raises the same ValueError.
     """
     if not isinstance(spec, QuantSpec):
         raise ValueError(f"spec must be a QuantSpec, got {type(spec).__name__}")
     check_weight(w, finite=False)
-    out_rows, n_in = w.shape
-    span = span_of(spec, n_in)
-    tensor_wide = spec.granularity is Granularity.TENSOR
-    stats, tensor_amax = None, None
-    if tensor_wide:
-        stats = _span_stats(w.float().reshape(1, 1, -1), spec)
-        _check_finite(stats)
-    elif spec.format.scale_encoding is ScaleEncoding.E4M3:
-        tensor_amax = float(w.abs().amax())
-        _check_finite(torch.tensor(tensor_amax))
-    out = torch.empty(w.shape, dtype=w.dtype, device=w.device)
-    rows = max(1, chunk_elements // n_in)
-    for r0 in range(0, out_rows, rows):
-        xc = w[r0:r0 + rows].float()
-        shape = tuple(xc.shape)
-        xs = xc.reshape(1, 1, -1) if tensor_wide else _to_spans(xc, spec, span)
-        chunk_stats = stats
-        if stats is None:
-            if spec.format.is_block:
-                _check_finite(xs.abs().amax(-1))
-            else:
-                chunk_stats = _span_stats(xs, spec)
-                _check_finite(chunk_stats)
-        result = _quantize_spans(xs, spec, shape, w.dtype, span, stats=chunk_stats, tensor_amax=tensor_amax)
-        out[r0:r0 + rows] = dequantize(result)
-    return out
+    span_of(spec, w.shape[1])
+    from explorer.fast_paths import quantize_fast  # it builds on this module
 
-
-def _check_finite(stats) -> None:
-    parts = stats if isinstance(stats, tuple) else (stats,)
-    if not all(bool(torch.isfinite(p).all()) for p in parts):
-        raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
+    return quantize_fast(w, spec, max(1, int(chunk_elements)))[0]

@@ -63,13 +63,28 @@ class Clock:
 
 
 def llmcompressor_rows(clock, w, h, x, spec) -> list[tuple[str, float, torch.Tensor]]:
-    """Side-by-side rows from llm-compressor when it is installed (it is not on the project machines: it pulls
-    transformers). TODO: call its GPTQ `quantize_weight` with this H and its AWQ modifier's scale search on this
-    X here, once a machine has it, each through `clock(fn)`, and return (name, seconds, w_hat) rows."""
+    """Side-by-side rows from llm-compressor when it is installed (the bench environment, README "Performance";
+    not the project's: it pulls transformers). GPTQ: its `quantize_weight` with this H and group scales / zero
+    points from the same min-max rule (compressed-tensors' calculate_qparams), timed through `clock`.
+    Its AWQ runs only as a model-level modifier (and needs a patch on a CPU-only torch, shared/facts/peers.md),
+    so it is not timed here."""
     if importlib.util.find_spec("llmcompressor") is None:
         return []
-    print("llm-compressor is installed, but the side-by-side hook is still a TODO (see llmcompressor_rows)")
-    return []
+    try:
+        from compressed_tensors.quantization import QuantizationArgs
+        from compressed_tensors.quantization.utils.helpers import calculate_qparams
+        from llmcompressor.modifiers.gptq.gptq_quantize import quantize_weight
+    except Exception as e:  # an incompatible install: say so, keep the rest of the table
+        print(f"llm-compressor is installed but does not import here: {type(e).__name__}: {e}")
+        return []
+    group = spec.group_size
+    args = QuantizationArgs(num_bits=spec.format.bits, type="int", symmetric=spec.symmetric, strategy="group",
+                            group_size=group)
+    g = w.float().reshape(w.shape[0], -1, group)
+    scale, zero = calculate_qparams(g.amin(-1), g.amax(-1), args)
+    out, t = clock(lambda: quantize_weight(w.float()[None].clone(), h.float()[None].clone(), scale[None],
+                                           zero[None], None, args))
+    return [("llm-compressor GPTQ quantize_weight (H given)", t, out[0][0])]
 
 
 def main(argv: list[str] | None = None) -> int:
