@@ -13,28 +13,19 @@ format them with `explorer.units`. Bandwidth and FLOP/s bounds live in `explorer
 """
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from typing import Iterable
 
 from explorer.hardware import Hardware
 from explorer.model_configs import ModelConfig, TensorKind, TensorSpec, model_tensors
-from explorer.specs import QuantSpec
+from explorer.specs import QuantSpec, ScaleDType
 from explorer.storage import storage
 from explorer.units import GiB
 
 
-class StoreDType(enum.Enum):
-    """The dtype unquantized tensors are kept in."""
-
-    FP32 = "fp32"
-    FP16 = "fp16"
-    BF16 = "bf16"
-
-    @property
-    def bits(self) -> int:
-        return 32 if self is StoreDType.FP32 else 16
+# The dtype unquantized tensors are kept in: the same three float dtypes (and widths) as a scale's storage.
+StoreDType = ScaleDType
 
 
 @dataclass(frozen=True)

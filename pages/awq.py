@@ -12,6 +12,7 @@ from explorer.methods.awq import awq_scales
 from explorer.plots import methods as figs
 from ui import check_yourself, common, state
 from ui import methods_views as V
+from ui.spec_controls import spec_controls
 from ui import params_methods as M
 
 PARAMS = M.AWQ_PAGE
@@ -32,7 +33,7 @@ def compute(source_key: str, tensor: str, device: str, spec, holdout: float, ind
 
 
 def controls():
-    name, gran, group, sym = V.spec_controls()
+    name, gran, group, sym, _ = spec_controls()
     spec = compare_specs([name], gran, group, sym)[0]
     c1, c2, c3 = st.columns([3, 3, 2])
     with c1:

@@ -12,6 +12,7 @@ from explorer.methods import gptq_quantize
 from explorer.plots import methods as figs
 from ui import check_yourself, common, state
 from ui import methods_views as V
+from ui.spec_controls import spec_controls
 from ui import params_methods as M
 
 PARAMS = M.GPTQ_PAGE
@@ -48,7 +49,7 @@ def probe(device: str) -> GPTQTiming:
 
 
 def controls():
-    name, gran, group, sym = V.spec_controls()
+    name, gran, group, sym, _ = spec_controls()
     spec = compare_specs([name], gran, group, sym)[0]
     c1, c2 = st.columns(2)
     with c1:

@@ -4,15 +4,15 @@ Thin: widgets -> QuantSpec -> one cached library call (explorer.analysis.analyze
 """
 import streamlit as st
 
-from explorer import FORMATS, format_names, make_spec
+from explorer import FORMATS, make_spec
 from explorer.analysis import LayerAnalysis, analyze_layer, top_k
 from explorer.plots import layer as figs
 from ui import check_yourself, common, state
 from ui import params as P
 from ui.sidebar import Selection
+from ui.spec_controls import spec_controls
 
 PARAMS = P.LAYER_LAB
-GROUPS = [16, 32, 64, 128, 256, 512, 1024]
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
@@ -23,34 +23,10 @@ def analysis(source_key: str, tensor: str, device: str, spec, _w, _x) -> LayerAn
 
 
 def controls():
-    c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
-    with c1:
-        name = st.selectbox("Format", format_names(), key=state.bind(P.FMT),
-                            format_func=lambda n: f"{n} ({FORMATS[n].bits}-bit)")
-        state.commit(P.FMT)
-    fmt = FORMATS[name]
-    with c2:
-        if fmt.is_block:
-            st.radio("Granularity", [f"block of {fmt.block_size}"], horizontal=True, disabled=True)
-        else:
-            st.radio("Granularity", ["tensor", "channel", "group"], key=state.bind(P.GRAN), horizontal=True,
-                     format_func={"tensor": "per tensor", "channel": "per channel", "group": "per group"}.get)
-        gran = state.commit(P.GRAN)
-    with c3:
-        if state.get(P.GROUP) not in GROUPS:  # a link may carry any size: offer it
-            GROUPS.append(state.get(P.GROUP))
-            GROUPS.sort()
-        st.select_slider("Group size", GROUPS, key=state.bind(P.GROUP),
-                         disabled=fmt.is_block or gran != "group")
-        group = state.commit(P.GROUP)
-    with c4:
-        st.toggle("Symmetric", key=state.bind(P.SYM), disabled=fmt.kind.value != "int",
-                  help="Asymmetric adds an integer zero point per scale (integer formats only)")
-        sym = state.commit(P.SYM) or fmt.kind.value != "int"
-        st.selectbox("Scale dtype", ["fp16", "bf16", "fp32"], key=state.bind(P.SCALE), disabled=fmt.is_block,
-                     help="Scales (and zero points) are rounded to this dtype and counted at its width")
-        scale = state.commit(P.SCALE)
-    return make_spec(name, None if fmt.is_block else gran, group, sym, scale)
+    c = spec_controls(scale=True)
+    fmt = FORMATS[c.name]
+    # Non-integer formats have no zero point: symmetric whatever the (disabled) toggle says.
+    return make_spec(c.name, None if fmt.is_block else c.gran, c.group, c.sym or fmt.kind.value != "int", c.scale)
 
 
 def metrics_row(a: LayerAnalysis, presenter: bool):

@@ -13,6 +13,7 @@ from explorer.methods import Method
 from explorer.plots import methods as figs
 from ui import check_yourself, common, state
 from ui import methods_views as V
+from ui.spec_controls import spec_controls
 from ui import params_methods as M
 
 PARAMS = M.METHODS_PAGE
@@ -41,7 +42,7 @@ def controls():
     st.multiselect("Formats", format_names(), key=state.bind(M.FORMATS),
                    format_func=lambda n: f"{n} ({REGISTRY[n].bits}-bit)")
     names = state.commit(M.FORMATS) or list(M.FORMATS.default)
-    _, gran, group, sym = V.spec_controls(formats=False)
+    _, gran, group, sym, _ = spec_controls(formats=False)
     specs = compare_specs(names, gran, group, sym)
     c1, c2, c3 = st.columns(3)
     with c1:

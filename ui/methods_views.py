@@ -1,51 +1,17 @@
 """Widgets shared by the AWQ, GPTQ and Compare-methods pages: the page opening (a tensor with real calibration
-inputs, or an explanation), and the format / granularity / group / symmetry controls bound to the URL params."""
+inputs, or an explanation). Their format controls are ui/spec_controls.py, shared with Layer Lab."""
 from __future__ import annotations
 
 import streamlit as st
 import torch
 
-from explorer.formats import FORMATS as REGISTRY
-from explorer.formats import format_names
 from ui import common, state
 from ui import params as P
 from ui.sidebar import Selection
 from ui.sources import builtin_sources
 
-GROUPS = [16, 32, 64, 128, 256, 512, 1024]
 SAMPLE_LAYERS = (("sample:minilm", "encoder.layer.0.output.dense.weight", "MiniLM block 0 FFN output"),
                  ("sample:smollm2", "blocks.11.down.weight", "SmolLM2 blocks.11.down (massive activations)"))
-
-
-def spec_controls(formats: bool = True):
-    """Format (unless `formats` is False), granularity, group size, zero points -> (format name or None,
-    granularity, group size, symmetric). Block formats ignore granularity and group size."""
-    cols = st.columns([2, 3, 2, 2] if formats else [3, 2, 2])
-    name = None
-    if formats:
-        with cols[0]:
-            st.selectbox("Format", format_names(), key=state.bind(P.FMT),
-                         format_func=lambda n: f"{n} ({REGISTRY[n].bits}-bit)")
-            name = state.commit(P.FMT)
-    block = name is not None and REGISTRY[name].is_block
-    c_gran, c_group, c_sym = cols[-3:]
-    with c_gran:
-        if block:
-            st.radio("Granularity", [f"block of {REGISTRY[name].block_size}"], horizontal=True, disabled=True)
-        else:
-            st.radio("Granularity", ["tensor", "channel", "group"], key=state.bind(P.GRAN), horizontal=True,
-                     format_func={"tensor": "per tensor", "channel": "per channel", "group": "per group"}.get)
-        gran = state.commit(P.GRAN)
-    with c_group:
-        groups = sorted(set(GROUPS) | {state.get(P.GROUP)})  # a link may carry any size: offer it
-        st.select_slider("Group size", groups, key=state.bind(P.GROUP), disabled=block or gran != "group")
-        group = state.commit(P.GROUP)
-    with c_sym:
-        st.toggle("Symmetric", key=state.bind(P.SYM), disabled=name is not None and REGISTRY[name].kind.value != "int",
-                  help="Off: an integer zero point per scale (integer formats only), as most AWQ and GPTQ "
-                       "checkpoints store INT4")
-        sym = state.commit(P.SYM)
-    return name, gran, group, sym
 
 
 def _open_sample(src: str, tensor: str) -> None:
