@@ -139,6 +139,7 @@ class AWQView:
     seconds: float
     calib_tokens: int
     holdout_tokens: int
+    grid_dtype: str = "float32"  # the matmul dtype that ranked the grid (see explorer.methods.awq)
 
     @property
     def alpha(self) -> float:
@@ -164,7 +165,7 @@ def awq_view(w: torch.Tensor, x: torch.Tensor, spec: QuantSpec, *, holdout: floa
               "awq_calib": output_rel_error(calib, w, w_awq), "awq_holdout": output_rel_error(held, w, w_awq)}
     return AWQView(spec, _np(act_mean), np.asarray(res.alphas), np.asarray(res.losses), best, index, _np(s),
                    _np(salient), _np(column_rel_error(w, w_rtn)), _np(column_rel_error(w, w_awq)), errors,
-                   ev.seconds, ev.calib_tokens, ev.holdout_tokens)
+                   ev.seconds, ev.calib_tokens, ev.holdout_tokens, str(res.grid_dtype).removeprefix("torch."))
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

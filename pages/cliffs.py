@@ -189,13 +189,19 @@ def matrix_section(sweep: Sweep, tolerance: float, pres: bool) -> None:
                         f"cliffs-{sweep.model}.csv", key="cl_csv")
 
 
+def finish() -> None:
+    """Every way out of the page: the check-yourself panel (before a sweep too), then the URL."""
+    check_yourself.panel("cliffs")
+    common.page_end(PARAMS)
+
+
 def main() -> None:
     sel = common.page_start("Per-task quality cliffs", PARAMS, intro=INTRO)
     key, scheme_keys, tolerance, subset = controls()
     device = str(sel.device)
     if not scheme_keys:
         st.info("Pick at least one scheme.")
-        common.page_end(PARAMS)
+        finish()
         return
     pressed = st.button("Run the sweep", type="primary", key="cl_run", icon=":material/play_arrow:",
                         help=f"Quantizes the whole model once per scheme: {ESTIMATE[key]}. Results are kept on "
@@ -204,18 +210,18 @@ def main() -> None:
         sweep = get_sweep(key, device, scheme_keys, subset, pressed or state.get(C.RUN))
     except FileNotFoundError as e:
         st.error(f"This model is not installed: {e}")
-        common.page_end(PARAMS)
+        finish()
         return
     except ValueError as e:
         st.error(f"Cannot run this sweep: {e}")
-        common.page_end(PARAMS)
+        finish()
         return
     if sweep is None:
         st.info(f"Press **Run the sweep** to quantize {MODEL_LABELS[key]} with {len(scheme_keys)} schemes and "
                 f"score it on {len(tasks_for(key, subset))} tasks ({ESTIMATE[key]}). Nothing is computed until "
                 "then; results are kept for everyone afterwards.")
         tasks_section(tasks_for(key, subset), None)
-        common.page_end(PARAMS)
+        finish()
         return
     pres = sel.presenter
     if subset:
@@ -228,8 +234,7 @@ def main() -> None:
     tasks_section(sweep.tasks, sweep)
     common.show_code(evaluate_scheme, find_cliffs, flip_examples, layer_sensitivity, mixed_precision_plan,
                      label="Show the code behind this page")
-    check_yourself.panel("cliffs")
-    common.page_end(PARAMS)
+    finish()
 
 
 main()

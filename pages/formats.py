@@ -15,6 +15,7 @@ from ui import check_yourself, common, state
 from ui import params as P
 from ui.params_formats import ERROR_AXIS, FORMATS_PAGE, HIST_LOG
 from ui.sidebar import Selection
+from ui.text import md_literal
 
 PARAMS = FORMATS_PAGE
 GROUPS = [16, 32, 64, 128, 256, 512, 1024]
@@ -137,7 +138,7 @@ def main():
         st.error(f"Cannot quantize this tensor: {e}")
         common.page_end(PARAMS)
         return
-    st.caption(f"**{info.name}** {list(info.shape)} {info.dtype} · {len(rows)} schemes measured in "
+    st.caption(f"**{md_literal(info.name)}** {list(info.shape)} {info.dtype} · {len(rows)} schemes measured in "
                f"**{seconds:.1f} s** on {sel.device} (computed once, then cached) · scales and zero points stored as fp16"
                + (f" · output error on {x.shape[0]} real input tokens" if x is not None else ""))
     if dropped:

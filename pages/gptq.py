@@ -14,6 +14,7 @@ from ui import check_yourself, common, state
 from ui import methods_views as V
 from ui.spec_controls import spec_controls
 from ui import params_methods as M
+from ui.text import md_literal
 
 PARAMS = M.GPTQ_PAGE
 PROBE_KEY = "_gptq_probe_wanted"
@@ -148,7 +149,7 @@ def main():
     sel, x = opened
     spec, holdout, damp = controls()
     info, pres = sel.tensor, sel.presenter
-    st.caption(f"**{info.name}** {list(info.shape)} · {spec.label} · on {sel.device}")
+    st.caption(f"**{md_literal(info.name)}** {list(info.shape)} · {spec.label} · on {sel.device}")
     try:
         v = compute(sel.source.key, info.name, str(sel.device), spec, holdout, damp, sel.weight(), x)
     except ValueError as e:  # NVFP4 with dynamic groups, a group wider than the row, H not positive definite, ...

@@ -11,6 +11,7 @@ from ui import check_yourself, common, state
 from ui import params as P
 from ui.sidebar import Selection
 from ui.spec_controls import spec_controls
+from ui.text import md_literal
 
 PARAMS = P.LAYER_LAB
 
@@ -49,7 +50,7 @@ def main():
         return
     spec = controls()
     info = sel.tensor
-    st.caption(f"**{info.name}** {list(info.shape)} {info.dtype} · {spec.label} · on {sel.device}")
+    st.caption(f"**{md_literal(info.name)}** {list(info.shape)} {info.dtype} · {spec.label} · on {sel.device}")
     try:
         w = sel.weight()
         x = sel.inputs()

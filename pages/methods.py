@@ -15,6 +15,7 @@ from ui import check_yourself, common, state
 from ui import methods_views as V
 from ui.spec_controls import spec_controls
 from ui import params_methods as M
+from ui.text import md_literal
 
 PARAMS = M.METHODS_PAGE
 SMOOTH = LABELS[Method.SMOOTHQUANT]
@@ -82,7 +83,7 @@ def main():
     sel, x = opened
     specs, holdout, damp, smooth_alpha = controls()
     info, pres = sel.tensor, sel.presenter
-    st.caption(f"**{info.name}** {list(info.shape)} · {len(specs)} formats × {len(COMPARE_METHODS)} methods · on "
+    st.caption(f"**{md_literal(info.name)}** {list(info.shape)} · {len(specs)} formats × {len(COMPARE_METHODS)} methods · on "
                f"{sel.device}")
     try:
         rows = compute(sel.source.key, info.name, str(sel.device), tuple(specs), holdout, damp, smooth_alpha,

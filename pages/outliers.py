@@ -15,6 +15,7 @@ from explorer.plots import outliers as figs
 from ui import check_yourself, common, state
 from ui.params_outliers import GROUP, OUTLIERS_PAGE, STAT, TOP_K
 from ui.sidebar import Selection
+from ui.text import md_literal
 
 PARAMS = OUTLIERS_PAGE
 INTRO = ("A few input channels of a transformer carry activations far larger than the rest, and they are the "
@@ -176,7 +177,7 @@ def main():
     try:
         w = sel.weight()
         if stats is not None and linear not in stats:
-            st.info(f"`{sel.tensor.name}` is not the weight of a Linear with activation statistics; pick one "
+            st.info(f"{md_literal(sel.tensor.name)} is not the weight of a Linear with activation statistics; pick one "
                     f"(e.g. an FFN or attention weight) in the sidebar to see its channels. Weight range only:")
         layer_view(linear, stats, w, sel.presenter, model)
     except ValueError as e:

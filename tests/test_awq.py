@@ -10,6 +10,7 @@ from explorer import samples
 from explorer.formats import make_spec
 from explorer.methods import awq_search, awq_search_group
 from explorer.methods.awq import apply_clip, awq_scales, clip_search
+from explorer.methods.common import fast_matmul_dtype
 from explorer.metrics import output_rel_error
 from explorer.quantize import dequantize, fake_quantize
 
@@ -44,7 +45,8 @@ def test_alpha_zero_is_rtn_exactly():
 
 def test_alpha_is_argmin_of_the_returned_curve_and_losses_are_real():
     w, x = layer(2)
-    r = awq_search(w, x, INT4_G32)
+    r = awq_search(w, x, INT4_G32, grid_dtype=torch.float32)
+    assert r.grid_dtype == torch.float32
     assert len(r.alphas) == 20 and r.alphas[0] == 0.0 and r.alphas[-1] == 1.0
     assert r.alphas == pytest.approx(torch.linspace(0, 1, 20).tolist())
     best = min(range(20), key=lambda i: r.losses[i])
@@ -57,6 +59,29 @@ def test_alpha_is_argmin_of_the_returned_curve_and_losses_are_real():
         s = x.abs().mean(0).pow(r.alphas[i]).clamp(min=1e-4)
         s = s / (s.max() * s.min()).sqrt()
         assert r.losses[i] == pytest.approx(mse(x, w, fake_quantize(w * s, INT4_G32) / s), rel=1e-4)
+
+
+@pytest.mark.parametrize("tokens", [64, 256])  # X D^T through X (tokens < in) and through the Gram matrix
+def test_bfloat16_grid_ranks_like_float32(tokens):
+    w, x = layer(7, tokens=tokens)
+    fast = awq_search(w, x, INT4_G32, grid_dtype=torch.bfloat16)
+    exact = awq_search(w, x, INT4_G32, grid_dtype=torch.float32)
+    assert fast.grid_dtype == torch.bfloat16
+    assert fast.losses == pytest.approx(exact.losses, rel=5e-3)
+    assert fast.alpha == exact.alpha and torch.equal(fast.w_hat, exact.w_hat)
+    # RTN's point, the chosen one and the final loss are re-measured in float32
+    best = exact.alphas.index(exact.alpha)
+    assert fast.rtn_loss == exact.rtn_loss and fast.losses[best] == exact.losses[best]
+    assert fast.loss == exact.loss
+
+
+def test_default_grid_dtype_follows_the_machine_and_the_size():
+    w, x = layer(8)
+    assert awq_search(w, x, INT4_G32).grid_dtype == torch.float32  # small: exact, and fast anyway
+    big = awq_search(torch.randn(512, 1024) * 0.02, torch.randn(512, 1024), INT4_G32, n_grid=2)
+    assert big.grid_dtype == fast_matmul_dtype(torch.device("cpu"))
+    with pytest.raises(ValueError, match="grid_dtype=torch.float16 is not allowed"):
+        awq_search(w, x, INT4_G32, grid_dtype=torch.float16)
 
 
 def test_scales_fold_back_and_quant_result_is_of_the_scaled_weight():
@@ -93,6 +118,10 @@ def test_awq_beats_rtn_on_smollm2_massive_activations():
     x = samples.load_inputs("smollm2", "blocks.11.down").float()
     k = x.shape[0] * 3 // 4
     r = awq_search(w, x[:k], spec)
+    exact = awq_search(w, x[:k], spec, grid_dtype=torch.float32)
+    # massive activations dominate single outputs, so bfloat16 rounding averages less: 0.5% measured
+    assert r.alpha == exact.alpha and r.losses == pytest.approx(exact.losses, rel=1e-2)
+    assert r.rtn_loss == exact.rtn_loss and r.loss == exact.loss
     rtn = output_rel_error(x[k:], w, fake_quantize(w, spec))
     assert output_rel_error(x[k:], w, r.w_hat) < 0.5 * rtn  # held out; measured about 0.05x
     assert r.loss < 0.1 * r.rtn_loss

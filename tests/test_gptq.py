@@ -210,13 +210,18 @@ def test_hessian_accumulator_streams_a_running_mean():
         HessianAccumulator(8).hessian
 
 
-def test_output_error_gram_path_equals_direct_path():
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-4), (torch.bfloat16, 2e-2)])
+def test_output_error_gram_path_equals_direct_path(dtype, rtol):
     w, x = layer(11, 16, 32, 300)  # more tokens than inputs: the Gram path
     d = w - fake_quantize(w, make_spec("int3", "channel"))
-    gram, direct = OutputError(x), OutputError(x[:, :])
+    gram, direct = OutputError(x, dtype), OutputError(x[:, :], dtype)
     direct.gram = None
     assert gram.gram is not None
-    torch.testing.assert_close(gram.sse_rows(d), direct.sse_rows(d), rtol=1e-4, atol=1e-9)
+    torch.testing.assert_close(gram.sse_rows(d), direct.sse_rows(d), rtol=rtol, atol=1e-9)
+    exact = ((x.double() @ d.double().T) ** 2).sum(0)
+    torch.testing.assert_close(direct.sse_rows(d), exact, rtol=rtol, atol=1e-9)
+    with pytest.raises(ValueError, match="matmul_dtype=torch.float16 is not allowed"):
+        OutputError(x, torch.float16)
 
 
 def _sample_layers():

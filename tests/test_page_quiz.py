@@ -150,7 +150,7 @@ def assert_panel(at, page: str) -> None:
     assert quiz_links == [("quiz", {"q": q.id}) for q in want]
 
 
-@pytest.mark.parametrize("page", ["layer_lab", "outliers", "memory"])  # formats, cliffs: in the link test below
+@pytest.mark.parametrize("page", ["layer_lab", "outliers", "memory", "cliffs"])  # cliffs: before any sweep
 def test_explorer_pages_show_their_check_yourself_panel(page):
     at = open_page(FILES[page])
     assert_no_exception(at)

@@ -8,6 +8,7 @@ from explorer.hardware import HARDWARE, this_machine
 from explorer.measure import LayerTiming, Variant, measure_layer
 from explorer.plots import memory as figs
 from ui import common
+from ui.text import md_literal
 
 MEASURE_BATCHES = (1, 64)
 
@@ -85,7 +86,7 @@ token) and at batch 64.
     info = sel.tensor
     key = (sel.source.key, info.name, str(sel.device))
     done = st.session_state.setdefault("_mem_measured", [])
-    st.caption(f"Layer **{info.name}** {list(info.shape)} on **{sel.device}** (pick another in the sidebar) · "
+    st.caption(f"Layer **{md_literal(info.name)}** {list(info.shape)} on **{sel.device}** (pick another in the sidebar) · "
                f"about {measure_budget():g} s")
     if st.button("Measure this layer here", key="mem_measure", type="primary", icon=":material/timer:"):
         if key not in done:

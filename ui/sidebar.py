@@ -17,6 +17,7 @@ from ui import params as P
 from ui import state
 from ui.sources import MAX_UPLOAD_MB, Source, builtin_sources, calibration_inputs, confine, list_source, \
     load_weight, local_dirs, upload_source
+from ui.text import md_literal
 
 UPLOAD, LOCAL = "upload", "local"
 # A good first view per built-in source: the layer with the famous outliers.
@@ -112,7 +113,7 @@ def _tensor_picker(source: Source, infos: list[TensorInfo]) -> TensorInfo | None
     if bad:
         with st.expander(f"{len(bad)} tensors not quantizable here"):
             for i in bad:
-                st.caption(f"`{i.name}` {list(i.shape)} {i.dtype}: {i.reason}")
+                st.caption(f"{md_literal(i.name)} {list(i.shape)} {i.dtype}: {i.reason}")
     return by_name.get(name)
 
 
