@@ -5,7 +5,9 @@
 W ~ N(0, 0.02^2) [out, in]; X [tokens, in] correlated like real activations (256 latent factors mixed into all
 inputs, plus noise; --iid for plain N(0, 1)), with 8 outlier input channels scaled x50 (shared/facts/peers.md
 measured llm-compressor there: ~4.8 s for GPTQ given H, ~17.7 s for the 20-point AWQ search, 2 threads).
-Times: Hessian accumulation, GPTQ given H, the AWQ search, AWQ's clip search, AWQ+GPTQ, SmoothQuant. Errors:
+Times: Hessian accumulation, GPTQ given H (also with llm-compressor's convention: static groups, fp32 scales), the
+AWQ search (its grid in bfloat16 where the CPU has AMX, and all float32), AWQ's clip search, AWQ+GPTQ, SmoothQuant;
+in the bench environment also llm-compressor's GPTQ and AWQ (scripts/peer_awq.py) on the same W, H and X. Errors:
 ||X W^T - X Ŵ^T|| / ||X W^T|| on the calibration tokens and on 512 held-out tokens. With iid X and fewer tokens
 than inputs GPTQ overfits (held-out error above RTN): H has rank <= tokens and nothing ties the rest together.
 The machine is shared: compare a row with the matmul reference line of the same run, not across runs.
@@ -13,7 +15,10 @@ The machine is shared: compare a row with the matmul reference line of the same 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peer_awq, for the llm-compressor rows
 
 from explorer.formats import make_spec  # noqa: E402
 from explorer.methods import awq_gptq, awq_search, gptq_quantize, hessian_from, smoothquant  # noqa: E402
@@ -65,15 +71,17 @@ class Clock:
 def llmcompressor_rows(clock, w, h, x, spec) -> list[tuple[str, float, torch.Tensor]]:
     """Side-by-side rows from llm-compressor when it is installed (the bench environment, README "Performance";
     not the project's: it pulls transformers). GPTQ: its `quantize_weight` with this H and group scales / zero
-    points from the same min-max rule (compressed-tensors' calculate_qparams), timed through `clock`.
-    Its AWQ runs only as a model-level modifier (and needs a patch on a CPU-only torch, shared/facts/peers.md),
-    so it is not timed here."""
+    points from the same min-max rule (compressed-tensors' calculate_qparams), timed through `clock`. AWQ: its own
+    modifier on a two-module model (scripts/peer_awq.py), with and without duo scaling; the seconds are its
+    smoothing step (reference forward, 20-point grid, folding), the analog of our awq_search."""
     if importlib.util.find_spec("llmcompressor") is None:
         return []
+    os.environ.setdefault("LLM_COMPRESSOR_LOG_DISABLED", "true")  # its INFO lines per step, read at import
     try:
         from compressed_tensors.quantization import QuantizationArgs
         from compressed_tensors.quantization.utils.helpers import calculate_qparams
         from llmcompressor.modifiers.gptq.gptq_quantize import quantize_weight
+        from peer_awq import llmcompressor_awq
     except Exception as e:  # an incompatible install: say so, keep the rest of the table
         print(f"llm-compressor is installed but does not import here: {type(e).__name__}: {e}")
         return []
@@ -84,7 +92,14 @@ def llmcompressor_rows(clock, w, h, x, spec) -> list[tuple[str, float, torch.Ten
     scale, zero = calculate_qparams(g.amin(-1), g.amax(-1), args)
     out, t = clock(lambda: quantize_weight(w.float()[None].clone(), h.float()[None].clone(), scale[None],
                                            zero[None], None, args))
-    return [("llm-compressor GPTQ quantize_weight (H given)", t, out[0][0])]
+    rows = [("llm-compressor GPTQ quantize_weight (H given; static groups, fp32 scales)", t, out[0][0])]
+    for duo in (False, True):
+        with contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+            res, _ = clock(lambda: llmcompressor_awq(w, x, spec.format.bits, group, spec.symmetric, duo))
+        label = "duo scaling, its grid" if duo else "x only, as llm-awq"
+        rows.append((f"llm-compressor AWQ, 20 points, {label} (ratio {res['ratio']:.3f})", res["seconds"],
+                     res["w_hat"]))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,10 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     rows.append((f"Hessian accumulation ({args.tokens} tokens)", t, None))
     g, t = clock(lambda: gptq_quantize(w, h, spec))
     rows.append(("GPTQ (H given)", t, g.w_hat))
+    spec32 = make_spec(spec.format.name, "group", spec.group_size, symmetric=spec.symmetric, scale_dtype="fp32")
+    g, t = clock(lambda: gptq_quantize(w, h, spec32, static_groups=True))
+    rows.append(("GPTQ static groups, fp32 scales (llm-compressor's rule)", t, g.w_hat))
     g, t = clock(lambda: gptq_quantize(w, h, spec, act_order=True, static_groups=True))
     rows.append(("GPTQ act-order + static groups", t, g.w_hat))
     a, t = clock(lambda: awq_search(w, x, spec))
-    rows.append((f"AWQ search, 20 points (alpha {a.alpha:.3f})", t, a.w_hat))
+    rows.append((f"AWQ search, 20 points (alpha {a.alpha:.3f}; grid ranked in {a.grid_dtype})".replace("torch.", ""),
+                 t, a.w_hat))
+    a32, t = clock(lambda: awq_search(w, x, spec, grid_dtype=torch.float32))
+    rows.append((f"AWQ search, 20 points, float32 grid (alpha {a32.alpha:.3f})", t, a32.w_hat))
     if args.clip:
         xs, ws = x / a.scales, w * a.scales
         _, t = clock(lambda: clip_search(ws, xs, spec))
