@@ -1,15 +1,25 @@
-"""One layer under the microscope: everything the Layer Lab shows, computed once from real tensors.
+"""One layer under the microscope: everything the Layer Lab shows, computed from real tensors.
 
-`analyze_layer(w, spec, x=None) -> LayerAnalysis` quantizes W [out, in] and reduces the result to small
-arrays a browser can draw: histograms (binned on the server), per-channel errors, max-pooled heatmaps (a single
-outlier row or column stays visible after pooling), the metrics, and the output error on real activations X
-[tokens, in] when they are given. Nothing here is larger than a few thousand numbers per array, whatever the
-layer size, so a page's chart payload stays small even for a 4096 x 11008 layer.
+`analyze_layer(w, spec, x=None, stats=None) -> LayerAnalysis` quantizes W [out, in] and reduces the result to
+small arrays a browser can draw: histograms (binned on the server), per-channel errors, max-pooled heatmaps (a
+single outlier row or column stays visible after pooling), the metrics, and the output error on real activations
+X [tokens, in] when they are given. No array grows past a few thousand numbers, whatever the layer size.
 
-Speed (a widget change reruns this): W is quantized by the chunked fast path (explorer.fast_paths, bit-identical
-to the reference), then one loop over blocks of rows computes every statistic while a block of W, Ŵ and the error
-is in cache: histograms per block merged exactly (explorer.histogram.merge), sums per row in float32 and across
-rows in float64 (explorer.metrics.MetricSums), max-pooling on blocks aligned to the pooling windows.
+Split in two so a widget change recomputes only what depends on the format:
+- `weight_stats(w, x=None) -> WeightStats`: what depends on W (and X) alone: W's histogram, max-pooled |W|,
+  sum of W^2 per row, zero count, extremes (whole and per 16 inputs), ||X W^T||^2. Once per tensor (a page
+  caches it by the tensor's name, never by the tensor);
+- `analyze_layer(..., stats=that)`: the rest. Without stats it computes them first: the same numbers.
+
+Speed (a widget change reruns this): blocks of rows are quantized one at a time by the fast path
+(explorer.fast_paths, bit-identical to the reference) and reduced while W, Ŵ and the error are in cache, with
+a few passes per weight: sums of W Ŵ and Ŵ^2 from the cached sums of W^2 plus one sum of W (Ŵ - W) per row
+(MetricSums.add_rows), max-pooling as a max and a min over aligned windows, clip counts only inside spans whose
+cached extremes pass their bounds, histograms by float bit patterns (explorer.histogram.CellCounts: no range
+needed upfront, no merges). Every metric, count, per-channel error and heatmap covers every weight. The three
+format-dependent histograms (code space, error, relative error) cost more than everything else together, so
+above HIST_WEIGHTS weights they are taken over 1 in `hist_stride` rows (every k-th row, exact counts of those
+rows), and LayerAnalysis says so for the charts to show. The block machinery lives in explorer.analysis_blocks.
 """
 from __future__ import annotations
 
@@ -19,14 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from explorer.fast_paths import quantize_fast
-from explorer.histogram import Histogram, histogram_of_finite, merge
-from explorer.metrics import MetricSums, WeightMetrics, clip_bounds, count_clipped, output_rel_error
+from explorer import analysis_blocks as B
+from explorer.analysis_blocks import EXTREMES_SPAN, HEATMAP_CELLS, REL_BINS, REL_LOG10_RANGE
+from explorer.histogram import CellCounts, Histogram
+from explorer.metrics import MetricSums, WeightMetrics
 from explorer.quantize import QuantResult, check_weight, span_of
-from explorer.specs import Kind, QuantSpec
+from explorer.specs import Granularity, Kind, QuantSpec
 
-REL_LOG10_RANGE = (-7.0, 1.0)  # relative error |Ŵ-W|/|W| histogram, log10 units
-HEATMAP_CELLS = 192            # max rows and columns of a pooled heatmap
+HIST_WEIGHTS = 1 << 21         # above this, format-dependent histograms sample every k-th row down to about this
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +44,7 @@ class LayerAnalysis:
     spec: QuantSpec
     shape: tuple[int, int]
     metrics: WeightMetrics
-    weight_hist: Histogram      # W
+    weight_hist: Histogram      # W (every weight)
     scaled_hist: Histogram      # W in units of its own scale (code space): where weights land on the grid
     levels: np.ndarray          # the format's levels in that code space
     error_hist: Histogram       # Ŵ - W
@@ -48,6 +58,26 @@ class LayerAnalysis:
     pool: tuple[int, int]       # (rows, columns) of W per heatmap cell, rounded up
     output_error: float | None  # ||X W^T - X Ŵ^T|| / ||X W^T|| on real inputs, when X is given
     tokens: int                 # tokens in X (0 when absent)
+    hist_stride: int = 1        # scaled_hist, error_hist, rel_counts: rows 0, k, 2k, ... (1: every weight)
+    hist_weights: int = 0       # weights in those three histograms
+
+
+@dataclass(frozen=True, eq=False)
+class WeightStats:
+    """What analyze_layer needs from W [out, in] (and X [tokens, in]) alone, whatever the format."""
+    shape: tuple[int, int]
+    dtype: torch.dtype
+    bins: int
+    weight_hist: Histogram      # W, `bins` bins
+    w_pooled: np.ndarray        # max-pooled |W| float32
+    pool: tuple[int, int]
+    row_sq: torch.Tensor        # [out] float64: sum of W^2 per row (float32 sums along the row)
+    zeros: int                  # weights exactly 0
+    extremes: torch.Tensor      # [2] min and max of W, in W's dtype
+    span_min: torch.Tensor | None  # [out, in / 16] float32 min of W per 16 inputs (None unless 16 divides in)
+    span_max: torch.Tensor | None
+    tokens: int                 # tokens in X (0 when absent)
+    out_sq: float | None        # ||X W^T||_F^2 when X is given
 
 
 def expand_scales(result: QuantResult, t: torch.Tensor) -> torch.Tensor:
@@ -61,23 +91,24 @@ def expand_scales(result: QuantResult, t: torch.Tensor) -> torch.Tensor:
 def code_space(w: torch.Tensor, result: QuantResult) -> tuple[torch.Tensor, np.ndarray]:
     """(W divided by its own scale (+ zero point) [out, in], the format's levels in those units)."""
     scales = expand_scales(result, result.scales)
-    safe = torch.where(scales > 0, scales, torch.ones_like(scales))
-    y = w.float() / safe
-    fmt = result.spec.format
+    y = w.float() / torch.where(scales > 0, scales, torch.ones_like(scales))
     if result.zeros is not None:
         y = y + expand_scales(result, result.zeros)
-        levels = np.arange(2 ** fmt.bits, dtype=np.float64)
-    elif fmt.kind is Kind.INT:
+    return y, levels_of(result.spec)
+
+
+def levels_of(spec: QuantSpec) -> np.ndarray:
+    """The format's levels in code space: codes 0..2^b-1 (asymmetric), -q..q (symmetric INT), else its grid."""
+    fmt = spec.format
+    if fmt.kind is Kind.INT:
         q = 2 ** (fmt.bits - 1) - 1
-        levels = np.arange(-q, q + 1, dtype=np.float64)
-    else:
-        levels = np.asarray(fmt.grid, dtype=np.float64)
-    return y, levels
+        return np.arange(2 ** fmt.bits, dtype=np.float64) if not spec.symmetric else np.arange(-q, q + 1.0)
+    return np.asarray(fmt.grid, dtype=np.float64)
 
 
 def max_pool(a: torch.Tensor, cells: int = HEATMAP_CELLS) -> tuple[np.ndarray, tuple[int, int]]:
     """Max-pool a 2-D array to at most `cells` x `cells` (windows of ceil(size / cells))."""
-    fy, fx = max(1, -(-a.shape[0] // cells)), max(1, -(-a.shape[1] // cells))
+    fy, fx = B.pool_factors(*a.shape, cells)
     pooled = F.max_pool2d(a.float()[None, None], kernel_size=(fy, fx), stride=(fy, fx), ceil_mode=True)[0, 0]
     return pooled.cpu().numpy(), (fy, fx)
 
@@ -89,110 +120,131 @@ def top_k(values: np.ndarray, k: int = 5) -> np.ndarray:
     return idx[np.argsort(-values[idx])]
 
 
-def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = None, bins: int = 256) -> LayerAnalysis:
-    """Quantize W [out, in] with `spec` and reduce what happened to small arrays (see LayerAnalysis)."""
+def default_hist_stride(out: int, n_in: int) -> int:
+    """Rows per sampled row in the format-dependent histograms: 1 up to HIST_WEIGHTS weights, then about
+    (out * in) / HIST_WEIGHTS."""
+    return max(1, -(-out * n_in // HIST_WEIGHTS))
+
+
+def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256) -> WeightStats:
+    """The format-independent part of analyze_layer for W [out, in] (and real inputs X [tokens, in])."""
+    check_weight(w, finite=False)
+    _check_inputs(w, x)
+    w = w.contiguous()  # rows are viewed as spans (a copy only for a strided view)
+    out, n_in = w.shape
+    fy, fx = B.pool_factors(out, n_in)
+    rows = B.block_rows(out, n_in, fy)
+    cells = CellCounts(w.device, B.mantissa_bits(bins))
+    keys = torch.empty(rows * n_in, dtype=torch.int32, device=w.device)
+    tmp, row_sq = torch.empty(rows, n_in, device=w.device), torch.empty(out, dtype=torch.float64, device=w.device)
+    native = w if w.dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64) else w.float()
+    s_min, s_max = ((torch.empty(out, n_in // EXTREMES_SPAN, device=w.device) for _ in range(2))
+                    if n_in % EXTREMES_SPAN == 0 else (None, None))
+    nnz, pooled, ext = 0, [], []
+    for r0 in range(0, out, rows):
+        xc = w[r0:r0 + rows].float()
+        row_sq[r0:r0 + rows] = torch.mul(xc, xc, out=tmp[:len(xc)]).sum(1)
+        ext.append(torch.stack([native[r0:r0 + rows].amin(), native[r0:r0 + rows].amax()]))
+        nnz += B.count_nonzero(xc, keys)
+        cells.add(xc, keys)
+        pooled.append(B.pool_abs(xc, fy, fx))
+        if s_min is not None:
+            v = xc.view(len(xc), -1, EXTREMES_SPAN)
+            torch.amin(v, -1, out=s_min[r0:r0 + rows])
+            torch.amax(v, -1, out=s_max[r0:r0 + rows])
+    ext = torch.stack(ext)
+    extremes = torch.stack([ext[:, 0].amin(), ext[:, 1].amax()]).to(w.dtype)
+    if not bool(torch.isfinite(extremes.float()).all()):
+        raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
+    lo, hi = (float(v) for v in extremes.float())
+    out_sq = None
+    if x is not None:
+        wf = w.float()
+        out_sq = sum(float((x[t:t + 4096].float() @ wf.T).double().square().sum()) for t in range(0, len(x), 4096))
+    return WeightStats((out, n_in), w.dtype, bins, cells.histogram(max(-lo, hi), bins),
+                       torch.cat(pooled).cpu().numpy(), (fy, fx), row_sq, out * n_in - nnz, extremes,
+                       s_min, s_max, 0 if x is None else int(x.shape[0]), out_sq)
+
+
+def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = None, bins: int = 256,
+                  stats: WeightStats | None = None, hist_stride: int | None = None) -> LayerAnalysis:
+    """Quantize W [out, in] with `spec` and reduce what happened to small arrays (see LayerAnalysis).
+    stats: weight_stats(w, x, bins) computed earlier (reused across formats), or None to compute them here.
+    hist_stride: take the format-dependent histograms over rows 0, k, 2k, ... (None: default_hist_stride)."""
     if not isinstance(spec, QuantSpec):
         raise ValueError(f"spec must be a QuantSpec, got {type(spec).__name__}")
-    check_weight(w, finite=False)  # NaN/Inf: the fast path's statistics catch them, with the same message
-    span_of(spec, w.shape[1])
-    w_hat, result = quantize_fast(w, spec, with_result=True, codes=False)
+    check_weight(w, finite=False)  # NaN/Inf: weight_stats catches them, with check_weight's message
+    span = span_of(spec, w.shape[1])
     out, n_in = w.shape
-    fy, fx = max(1, -(-out // HEATMAP_CELLS)), max(1, -(-n_in // HEATMAP_CELLS))
-    rows = max(1, (1 << 16) // n_in // fy) * fy  # whole pooling windows per block
-    _, levels = code_space(w[:1], _rows_of(result, 0, 1))
-    lo_all, hi_all = clip_bounds(result)  # per span
-    safe_all = torch.where(result.scales > 0, result.scales, torch.ones_like(result.scales))
-    sums, rel = MetricSums(), torch.zeros(len(_REL_EDGES) - 1, dtype=torch.int64, device=w.device)
-    hists: dict[str, Histogram | None] = {"w": None, "y": None, "e": None}
-    row_e2, col_e2 = torch.empty(out, device=w.device), torch.zeros(n_in, dtype=torch.float64, device=w.device)
-    w_pool, e_pool, exact = [], [], 0
+    k = default_hist_stride(out, n_in) if hist_stride is None else hist_stride
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"hist_stride={hist_stride!r} is not allowed; allowed: None or an integer >= 1")
+    stats = weight_stats(w, x, bins) if stats is None else _checked(stats, w, x, bins)
+    w = w.contiguous()
+    fy, fx = stats.pool
+    rows, dev = B.block_rows(out, n_in, fy), w.device
+    err_buf, tmp = torch.empty(rows, n_in, device=dev), torch.empty(rows, n_in, device=dev)
+    keys = torch.empty(rows * n_in, dtype=torch.int32, device=dev)
+    quantizer = B.BlockQuantizer(w, spec, stats, rows)
+    hists = B.Histograms(n_in, span, k, bins, rows, spec.granularity is not Granularity.TENSOR, dev)
+    row_e2, row_xe = torch.empty(out, device=dev), torch.empty(out, device=dev)
+    col_e2 = torch.zeros(n_in, dtype=torch.float64, device=dev)
+    clips, e_pool, zeros_hat, exact, num = B.Clips(w, spec, span, stats), [], 0, 0, 0.0
     for r0 in range(0, out, rows):
         r1 = min(r0 + rows, out)
-        xc, hc = w[r0:r1].float(), w_hat[r0:r1].float()
-        err = hc - xc
-        e2 = err * err
+        h, res = quantizer(r0, r1)
+        xc, hc = w[r0:r1].float(), h.float()
+        err = torch.sub(hc, xc, out=err_buf[:r1 - r0])
+        e2 = torch.mul(err, err, out=tmp[:r1 - r0])
         row_e2[r0:r1] = e2.sum(1)
-        col_e2 += e2.sum(0).double()
-        view = _by_span(xc, result.span)
-        per_span = (lambda t: _spread(t, r0, r1, result.span, n_in, view is not None))
-        lo, hi = per_span(lo_all), per_span(hi_all)
-        xv = xc if view is None else view
-        clipped = count_clipped(xv, lo, hi) if _may_clip(xv, lo, hi, view is not None) else 0
+        col_e2 += e2.sum(0)
+        row_xe[r0:r1] = torch.mul(xc, err, out=e2).sum(1)  # Σ W (Ŵ - W): with Σ W^2 it gives Σ W Ŵ and Σ Ŵ^2
+        e_pool.append(B.pool_abs(err, fy, fx))
         # Round-to-nearest maps 0 to 0 in every format (tests/test_quantize.py), so a zero W has a zero error and
         # (Ŵ == 0) & (W != 0) counts zeros(Ŵ) - zeros(W).
-        nnz_x, nnz_err = int(torch.count_nonzero(xc)), int(torch.count_nonzero(err))
-        sums.add(xc, hc, err, row_e2[r0:r1], clipped, nnz_x - int(torch.count_nonzero(hc)))
-        exact += err.numel() - nnz_err
-        _add(hists, "w", xc, max(float(xc.amax()), -float(xc.amin())), bins)
-        _add(hists, "e", err, sums.max_err, bins)  # the running max: >= this block's, <= the whole layer's
-        y = torch.div(xv, per_span(safe_all))  # code space, as code_space() computes it
-        if result.zeros is not None:
-            y.add_(per_span(result.zeros))
-        _add(hists, "y", y, max(float(y.amax()), -float(y.amin())), max(bins, 512))
-        a = xc.abs()
-        rel += _rel_counts(a, err, err.numel() - nnz_err)
-        w_pool.append(_pool(a, fy, fx))
-        e_pool.append(_pool(err.abs_(), fy, fx))
+        zeros_hat += err.numel() - B.count_nonzero(hc, keys)
+        zero_errors = err.numel() - B.count_nonzero(err, keys)
+        exact += zero_errors
+        clips.add(xc, res)
+        hists.add(r0, err, xc, res, zero_errors, tmp, keys)
+        if x is not None:
+            num += sum(float((x[t:t + 4096].float() @ err.T).double().square().sum()) for t in range(0, len(x), 4096))
+    hists.flush(tmp, keys)
+    err_pooled = torch.cat(e_pool).cpu().numpy()
+    max_err = float(err_pooled.max())
+    sums = MetricSums()
+    sums.add_rows(stats.row_sq, row_xe.double(), row_e2.double(), out * n_in, max_err, clips.total(),
+                  zeros_hat - stats.zeros)
     return LayerAnalysis(
-        spec=spec, shape=tuple(w.shape), metrics=sums.metrics(spec, tuple(w.shape)),
-        weight_hist=hists["w"], scaled_hist=hists["y"], levels=levels,
-        error_hist=hists["e"], rel_counts=rel.cpu().numpy(), rel_edges=np.linspace(*REL_LOG10_RANGE, 161),
-        exact_frac=exact / w.numel(),
+        spec=spec, shape=(out, n_in), metrics=sums.metrics(spec, (out, n_in)),
+        weight_hist=stats.weight_hist, scaled_hist=hists.cells_y.histogram(hists.y_amax, max(bins, 512)),
+        levels=levels_of(spec), error_hist=hists.cells_e.histogram(hists.e_amax, bins), rel_counts=hists.rel.numpy(),
+        rel_edges=np.linspace(*REL_LOG10_RANGE, REL_BINS + 1), exact_frac=exact / w.numel(),
         row_mse=(row_e2 / n_in).cpu().numpy(), col_mse=(col_e2 / out).float().cpu().numpy(),
-        w_pooled=torch.cat(w_pool).cpu().numpy(), err_pooled=torch.cat(e_pool).cpu().numpy(), pool=(fy, fx),
-        output_error=None if x is None else output_rel_error(x, w, w_hat),
-        tokens=0 if x is None else int(x.shape[0]),
+        w_pooled=stats.w_pooled, err_pooled=err_pooled, pool=(fy, fx),
+        output_error=None if x is None else _ratio(num, stats.out_sq), tokens=stats.tokens,
+        hist_stride=k, hist_weights=hists.weights,
     )
 
 
-_REL_EDGES = np.linspace(*REL_LOG10_RANGE, 161)
+def _check_inputs(w: torch.Tensor, x: torch.Tensor | None) -> None:
+    if x is not None and (x.dim() != 2 or x.shape[1] != w.shape[1]):
+        raise ValueError(f"activations of shape {tuple(x.shape)} do not fit W {tuple(w.shape)}; "
+                         f"allowed: [tokens, {w.shape[1]}]")
 
 
-def _rows_of(result: QuantResult, r0: int, r1: int) -> QuantResult:
-    """The result restricted to rows r0:r1 (per-tensor scales are shared by every row)."""
-    sl = (lambda t: t if t is None or t.shape[0] == 1 else t[r0:r1])
-    return QuantResult(result.spec, result.codes[r0:r1], sl(result.scales), sl(result.zeros), result.dtype,
-                       result.span, None, result.tensor_scale)
+def _checked(stats: WeightStats, w: torch.Tensor, x: torch.Tensor | None, bins: int) -> WeightStats:
+    """stats, if they can be those of w (shape, dtype), x (tokens) and bins; else ValueError."""
+    _check_inputs(w, x)
+    got = (stats.shape, stats.dtype, stats.tokens, stats.bins)
+    want = (tuple(w.shape), w.dtype, 0 if x is None else int(x.shape[0]), bins)
+    if got != want:
+        raise ValueError(f"stats of (shape, dtype, tokens, bins) {got} do not fit this call; allowed: {want} "
+                         f"(weight_stats(w, x, bins) of the same tensor)")
+    return stats
 
 
-def _by_span(x: torch.Tensor, span: int) -> torch.Tensor | None:
-    """x [rows, in] as a [rows, in / span, span] view when span divides in, else None."""
-    return x.view(x.shape[0], -1, span) if x.shape[1] % span == 0 else None
-
-
-def _spread(t: torch.Tensor, r0: int, r1: int, span: int, n_in: int, spanned: bool) -> torch.Tensor:
-    """Per-span values [rows or 1, n_spans] of rows r0:r1, broadcastable to the chunk: [r, n, 1] against its span
-    view, or repeated to [r, in] when the last group is short."""
-    t = t if t.shape[0] == 1 else t[r0:r1]
-    if spanned:
-        return t.unsqueeze(-1)
-    return t.repeat_interleave(span, dim=1)[:, :n_in] if t.shape[1] > 1 else t
-
-
-def _add(hists: dict, key: str, v: torch.Tensor, amax: float, bins: int) -> None:
-    h = histogram_of_finite(v, amax, bins)
-    hists[key] = h if hists[key] is None else merge(hists[key], h)
-
-
-def _rel_counts(a: torch.Tensor, err: torch.Tensor, zero_errors: int) -> torch.Tensor:
-    """a = |W|, err = Ŵ - W. Counts of log10(|Ŵ - W| / |W|) over REL_LOG10_RANGE (160 bins; outside: the end
-    bins), over weights with W != 0 and an error != 0. A zero error gives log10(0) = -inf, or NaN where W = 0 too
-    (a zero W always has a zero error): fmax sends both to bin 0, and the zero_errors of them leave bin 0 again."""
-    lo, hi = REL_LOG10_RANGE
-    bins = len(_REL_EDGES) - 1
-    v = torch.abs(err).div_(a).log10_().sub_(lo).div_((hi - lo) / bins).floor_()
-    v = torch.fmax(v, torch.zeros((), device=v.device), out=v).clamp_(max=bins - 1)
-    counts = torch.bincount(v.to(torch.int32).reshape(-1), minlength=bins)
-    counts[0] -= zero_errors
-    return counts
-
-
-def _may_clip(xv: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, spanned: bool) -> bool:
-    """False when no span's extremes pass its bounds (then nothing clips and the count is skipped)."""
-    if not spanned:
-        return True
-    return bool((xv.amax(-1, keepdim=True) > hi).any() or (xv.amin(-1, keepdim=True) < lo).any())
-
-
-def _pool(a: torch.Tensor, fy: int, fx: int) -> torch.Tensor:
-    return F.max_pool2d(a[None, None], kernel_size=(fy, fx), stride=(fy, fx), ceil_mode=True)[0, 0]
+def _ratio(num: float, den: float | None) -> float:
+    if not den:
+        return 0.0 if num == 0 else float("inf")
+    return float(np.sqrt(num / den))

@@ -5,6 +5,11 @@ smallest power of two >= max|x|. Because every R is a power of two, two histogra
 aligned edges: the one with the smaller range is re-binned exactly (2^k adjacent bins summed) into the larger
 one, so histograms of chunks (rows of a huge layer, layers of a model) merge without loss. Counts are
 int64 (computed with torch.bincount, exact on CPU and CUDA), never float.
+
+CellCounts bins float32 values before their range is known, with no arithmetic on them: by their bit patterns
+(sign, exponent and the top mantissa bits), four integer operations and one bincount per value. Every edge of a
+power-of-two-range histogram is a float with few significant bits, so it falls on a cell boundary and the cells
+re-bin exactly into histogram(x) once max|x| is known (explorer.analysis counts chunk by chunk this way).
 """
 from __future__ import annotations
 
@@ -124,3 +129,51 @@ def fixed_histogram(x: torch.Tensor, lo: float, hi: float, bins: int) -> tuple[n
         idx = torch.sub(part, lo).div_(width).floor_().clamp_(0, bins - 1)
         counts += torch.bincount(idx.to(torch.int32), minlength=bins)
     return counts.cpu().numpy(), np.linspace(lo, hi, bins + 1)
+
+
+class CellCounts:
+    """Exact counts of float32 values per cell of 2^shift consecutive bit patterns, accumulated chunk by chunk.
+
+    A value's cell: its bit pattern b (as int32) shifted right by `shift` = 23 - mantissa_bits, with negative
+    values first moved down by one pattern, (b + (b >> 31)) >> shift, so a negative cell holds the magnitudes
+    (m 2^shift, (m + 1) 2^shift] and a positive one [m 2^shift, (m + 1) 2^shift): each cell is a half-open value
+    interval [a, b), as histogram()'s bins are. -0.0 wraps to the last positive cell (a NaN pattern that finite
+    data never fills) and is counted as 0.0. histogram(amax, bins) is exact for bins <= 2^(mantissa_bits + 1).
+    """
+
+    def __init__(self, device=None, mantissa_bits: int = 8):
+        if not 1 <= mantissa_bits <= 12:
+            raise ValueError(f"mantissa_bits={mantissa_bits} is not allowed; choose 1..12")
+        self.mantissa_bits = mantissa_bits
+        self.shift = 23 - mantissa_bits
+        self.cells = 1 << (32 - self.shift)
+        self.counts = torch.zeros(self.cells, dtype=torch.int64, device=device)
+
+    def add(self, x: torch.Tensor, scratch: torch.Tensor | None = None) -> None:
+        """Count x (float32, finite, any shape and strides). scratch: a contiguous int32 tensor of at least
+        x.numel() elements, reused across calls (else one is allocated)."""
+        b = x.view(torch.int32)
+        t = torch.empty(b.numel(), dtype=torch.int32, device=x.device) if scratch is None else scratch
+        t = t.view(-1)[:b.numel()].view(b.shape)
+        torch.bitwise_right_shift(b, 31, out=t)  # -1 for negative values, else 0
+        t.add_(b).bitwise_right_shift_(self.shift).bitwise_and_(self.cells - 1)
+        self.counts += torch.bincount(t.view(-1), minlength=self.cells)
+
+    def histogram(self, amax: float, bins: int = 256) -> Histogram:
+        """The signed histogram(x, bins) of every value added, given amax = max|x| over them (exact)."""
+        if bins < 2 or bins & (bins - 1) or bins > 1 << (self.mantissa_bits + 1):
+            raise ValueError(f"bins={bins} is not allowed; choose a power of two in 2..{1 << (self.mantissa_bits + 1)}")
+        counts = self.counts.cpu().numpy()
+        keys = np.flatnonzero(counts)
+        half = _pow2_at_least(amax)
+        positive = keys < self.cells // 2
+        # The lowest value of each cell: [m 2^shift, ...) for positive cells, [-(m + 1) 2^shift, ...) for negative.
+        pattern = np.where(positive, keys, keys - self.cells // 2 + 1).astype(np.int64) << self.shift
+        low = pattern.astype(np.uint32).view(np.float32).astype(np.float64)
+        low = np.where(positive, low, -low)
+        low[keys == self.cells // 2 - 1] = 0.0  # -0.0
+        with np.errstate(invalid="ignore"):
+            idx = np.floor(low / (2 * half / bins)) + bins // 2
+        out = np.zeros(bins, dtype=np.int64)
+        np.add.at(out, np.clip(idx, 0, bins - 1).astype(np.int64), counts[keys])
+        return Histogram(out, half, True)

@@ -1,11 +1,13 @@
 """Layer Lab: one real layer under the microscope, in one format.
 
-Thin: widgets -> QuantSpec -> one cached library call (explorer.analysis.analyze_layer) -> figure builders.
+Thin: widgets -> QuantSpec -> cached library calls -> figure builders. The format-independent statistics of the
+tensor (explorer.analysis.weight_stats) are computed once per tensor and shared; a widget change reruns only
+analyze_layer with them. Both caches are keyed by source key, tensor name and device, never by a tensor.
 """
 import streamlit as st
 
 from explorer import FORMATS, make_spec
-from explorer.analysis import LayerAnalysis, analyze_layer, top_k
+from explorer.analysis import LayerAnalysis, WeightStats, analyze_layer, top_k, weight_stats
 from explorer.plots import layer as figs
 from ui import check_yourself, common, state
 from ui import params as P
@@ -16,11 +18,30 @@ from ui.text import md_literal
 PARAMS = P.LAYER_LAB
 
 
+@st.cache_resource(max_entries=12, show_spinner=False)
+def stats(source_key: str, tensor: str, device: str, _w, _x) -> WeightStats:
+    """Per (source, tensor, device), like the loaded weight itself (ui.sources): shared, immutable, never copied."""
+    with common.compute_slot():  # bounds the server's memory when many visitors compute at once
+        return weight_stats(_w, _x)
+
+
 @st.cache_data(max_entries=48, show_spinner=False)
 def analysis(source_key: str, tensor: str, device: str, spec, _w, _x) -> LayerAnalysis:
     """Cached per (source, tensor, device, spec): the weight itself is not part of the key."""
-    with common.compute_slot():  # bounds the server's memory when many visitors compute at once
-        return analyze_layer(_w, spec, _x)
+    ws = stats(source_key, tensor, device, _w, _x)
+    with common.compute_slot():
+        return analyze_layer(_w, spec, _x, stats=ws)
+
+
+def sample_note(a: LayerAnalysis) -> str:
+    """Chart-title note for format-dependent histograms taken over 1 in k rows of a large layer ('' if all)."""
+    if a.hist_stride == 1:
+        return ""
+    return f"histogram of 1 in {a.hist_stride} rows ({weights_text(a.hist_weights)})"
+
+
+def weights_text(n: int) -> str:
+    return f"{n / 1e6:.1f}M weights" if n >= 1e6 else f"{n:,} weights"
 
 
 def controls():
@@ -74,12 +95,19 @@ def main():
         with c2:
             common.plot(figs.weight_distribution(
                 a.scaled_hist, f"W ÷ its scale, over the {len(a.levels)} levels of {a.spec.format.name}",
-                f"{unit} (weight ÷ scale)", levels=a.levels, log_y=log_y, presenter=pres))
+                f"{unit} (weight ÷ scale)", levels=a.levels, log_y=log_y, presenter=pres, note=sample_note(a)))
         st.caption("Right: every weight divided by its own scale (per tensor, channel, group or block), so one "
                    "axis shows where all weights land relative to the format's representable levels (red).")
+        if a.hist_stride > 1:
+            st.caption(f"This layer has {weights_text(a.shape[0] * a.shape[1])}: the histograms that depend "
+                       f"on the format (right, and the Error tab) count 1 row in {a.hist_stride} "
+                       f"({weights_text(a.hist_weights)}), so a format change stays quick. The weights "
+                       f"histogram (left), every metric, the exact share, per-channel errors and heatmaps cover "
+                       f"all weights.")
         common.show_code(analyze_layer, figs.weight_distribution)
     with tabs[1]:
-        fa, fr = figs.error_histograms(a.error_hist, a.rel_counts, a.rel_edges, a.exact_frac, pres)
+        fa, fr = figs.error_histograms(a.error_hist, a.rel_counts, a.rel_edges, a.exact_frac, pres,
+                                       sample_note(a))
         c1, c2 = (st.container(), st.container()) if pres else st.columns(2)
         with c1:
             common.plot(fa)
@@ -93,9 +121,11 @@ def main():
         common.plot(fc_)
         st.caption(f"Worst output channels: {', '.join(map(str, tr))}; worst input channels: "
                    f"{', '.join(map(str, tc))}.")
-        common.download_csv("Per-channel error (CSV)", {"channel": range(max(len(a.row_mse), len(a.col_mse))),
-                                                         "output_channel_mse": a.row_mse, "input_channel_mse": a.col_mse},
-                            f"{info.name}-{spec.format.name}-channel-error.csv")
+        columns = {"channel": range(max(len(a.row_mse), len(a.col_mse))), "output_channel_mse": a.row_mse,
+                   "input_channel_mse": a.col_mse}
+        # Formatted when clicked: a big layer's 11008 rows take ~15 ms, too much for every rerun.
+        st.download_button("Per-channel error (CSV)", lambda: common.csv_bytes(columns), mime="text/csv",
+                           file_name=f"{info.name}-{spec.format.name}-channel-error.csv")
     with tabs[3]:
         c1, c2 = (st.container(), st.container()) if pres else st.columns(2)
         with c1:

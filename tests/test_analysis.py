@@ -192,3 +192,120 @@ def test_nan_weight_is_refused_with_a_message():
 def test_group_wider_than_the_row_is_refused_with_the_allowed_range():
     with pytest.raises(ValueError, match=r"larger than the row \(256 inputs\); allowed: 1\.\.256"):
         analyze_layer(_w(), make_spec("int4", "group", 512))
+
+
+# ---- blocks, the weight-only split, sampled histograms ----
+
+def _reference(w, spec, k=1):
+    """LayerAnalysis by its definitions on whole tensors; the format-dependent histograms over rows 0, k, 2k..."""
+    from explorer.histogram import fixed_histogram, histogram
+    from explorer.metrics import clipped_mask
+    r = quantize(w, spec)
+    w_hat, wf = dequantize(r), w.float()
+    err = w_hat.float() - wf
+    y, _ = code_space(w, r)
+    es, ws = err[::k], wf[::k]
+    nz = (ws != 0) & (es != 0)
+    rel, _ = fixed_histogram(torch.log10(es[nz].abs() / ws[nz].abs()), *REL_LOG10_RANGE, bins=160)
+    e64 = w_hat.double() - w.double()
+    return dict(weight=histogram(wf).counts, scaled=histogram(y[::k], 512).counts, error=histogram(es).counts,
+                rel=rel, row=(e64 ** 2).mean(1).numpy(), col=(e64 ** 2).mean(0).numpy(),
+                epool=max_pool(err.abs())[0], wpool=max_pool(wf.abs())[0], max=float(err.abs().max()),
+                exact=float((err == 0).double().mean()), clipped=float(clipped_mask(w, r).double().mean()),
+                zeroed=float(((w_hat == 0) & (w != 0)).double().mean()), mse=float((e64 ** 2).mean()))
+
+
+BLOCK_SPECS = [  # (spec, in): cached per-16 extremes, spans that are not multiples of 16, a short last group
+    (make_spec("int4", "group", 32), 208), (make_spec("int4", "group", 24), 216), (make_spec("int4", "group", 48), 200),
+    (make_spec("int3", "channel", symmetric=False), 208), (make_spec("nf4", "tensor"), 208),
+    (make_spec("int8", "tensor", symmetric=False), 200), (make_spec("fp8_e4m3", "tensor"), 208),
+    (make_spec("mxfp4"), 224), (make_spec("nvfp4"), 208), (make_spec("int8", "group", 64, scale_dtype="bf16"), 192)]
+
+
+@pytest.mark.parametrize("spec, n_in", BLOCK_SPECS, ids=lambda v: v.label if hasattr(v, "label") else str(v))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_many_blocks_and_sampled_rows_equal_the_definitions(monkeypatch, spec, n_in, dtype):
+    import explorer.analysis_blocks as analysis_blocks
+    monkeypatch.setattr(analysis_blocks, "BLOCK_WEIGHTS", 1 << 11)  # ~10 rows a block: many blocks, per-tensor scales across them
+    w = _w(203, n_in, seed=7)
+    w[9, 3], w[150, 100], w[11, 0] = 3.0, -2.5, 0.0  # outliers (clip under MX and per-tensor scales), a zero
+    w = w.to(dtype)
+    for k in (1, 3):
+        a, ref = analyze_layer(w, spec, hist_stride=k), _reference(w, spec, k)
+        for name, h in (("weight", a.weight_hist), ("scaled", a.scaled_hist), ("error", a.error_hist)):
+            assert np.array_equal(h.counts, ref[name]), (name, k)  # exact counts, same range
+        assert np.array_equal(a.rel_counts, ref["rel"])
+        assert a.hist_stride == k and a.hist_weights == len(range(0, 203, k)) * n_in
+        m = a.metrics
+        assert (a.exact_frac, m.max_abs_error, m.zeroed_frac, m.clipped_frac) == (
+            ref["exact"], ref["max"], ref["zeroed"], ref["clipped"])
+        assert np.array_equal(a.err_pooled, ref["epool"]) and np.array_equal(a.w_pooled, ref["wpool"])
+        np.testing.assert_allclose(a.row_mse, ref["row"], rtol=1e-5, atol=1e-30)
+        np.testing.assert_allclose(a.col_mse, ref["col"], rtol=1e-5, atol=1e-30)
+        assert m.mse == pytest.approx(ref["mse"], rel=1e-6)
+    if spec.format.name == "mxfp4":
+        assert a.metrics.clipped_frac > 0  # the clip path was exercised
+
+
+def test_the_split_path_equals_the_one_shot_path_and_stats_serve_every_format():
+    from explorer.analysis import weight_stats
+    w = _w(96, 256)
+    x = torch.randn(40, 256, generator=torch.Generator().manual_seed(2))
+    stats = weight_stats(w, x)
+    for spec in (make_spec("int4", "group", 64), make_spec("nvfp4"), make_spec("int8", "tensor", symmetric=False)):
+        a, b = analyze_layer(w, spec, x), analyze_layer(w, spec, x, stats=stats)
+        for field in ("shape", "metrics", "exact_frac", "output_error", "tokens", "pool", "hist_stride"):
+            assert getattr(a, field) == getattr(b, field), field
+        for field in ("levels", "rel_counts", "rel_edges", "row_mse", "col_mse", "w_pooled", "err_pooled"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), field
+        for field in ("weight_hist", "scaled_hist", "error_hist"):
+            ha, hb = getattr(a, field), getattr(b, field)
+            assert np.array_equal(ha.counts, hb.counts) and ha.half_range == hb.half_range, field
+
+
+def test_weight_stats_hold_what_w_alone_determines():
+    from explorer.analysis import EXTREMES_SPAN, weight_stats
+    from explorer.histogram import histogram
+    w = _w(50, 160)
+    w[4, :7] = 0.0
+    s = weight_stats(w)
+    np.testing.assert_allclose(s.row_sq.numpy(), (w.double() ** 2).sum(1).numpy(), rtol=1e-6)
+    assert s.zeros == 7 and s.shape == (50, 160) and s.dtype == torch.float32 and s.tokens == 0 and s.out_sq is None
+    assert s.extremes.tolist() == [float(w.min()), float(w.max())]
+    spans = w.view(50, -1, EXTREMES_SPAN)
+    assert torch.equal(s.span_min, spans.amin(-1)) and torch.equal(s.span_max, spans.amax(-1))
+    assert np.array_equal(s.weight_hist.counts, histogram(w).counts)
+    assert np.array_equal(s.w_pooled, max_pool(w.abs())[0])
+    assert weight_stats(_w(8, 20)).span_min is None  # 16 does not divide 20: spans take their own extremes
+
+
+def test_stats_of_another_tensor_or_setting_are_refused():
+    from explorer.analysis import weight_stats
+    w, spec = _w(16, 64), make_spec("int4", "group", 32)
+    x = torch.randn(5, 64)
+    cases = [(weight_stats(_w(16, 32)), None, "(16, 32)"), (weight_stats(w.half()), None, "float16"),
+             (weight_stats(w), x, "tokens"), (weight_stats(w, x), None, "tokens")]
+    for stats, inputs, what in cases:
+        with pytest.raises(ValueError, match=r"do not fit this call; allowed: \(\(16, 64\), torch.float32"):
+            analyze_layer(w, spec, inputs, stats=stats)
+    with pytest.raises(ValueError, match=r"hist_stride=0 is not allowed; allowed: None or an integer >= 1"):
+        analyze_layer(w, spec, hist_stride=0)
+
+
+def test_large_layers_sample_their_format_histograms_by_default(monkeypatch):
+    import explorer.analysis as A
+    assert A.default_hist_stride(576, 1536) == 1  # the bundled layers: every weight
+    assert A.default_hist_stride(4096, 11008) == -(-4096 * 11008 // A.HIST_WEIGHTS) > 1
+    monkeypatch.setattr(A, "HIST_WEIGHTS", 4000)
+    a = analyze_layer(_w(100, 200), make_spec("int4", "group", 64))
+    assert a.hist_stride == 5 and a.hist_weights == 20 * 200
+    assert a.scaled_hist.total == a.error_hist.total == 4000 and a.weight_hist.total == 20000  # W: every weight
+
+
+def test_a_strided_view_gives_the_analysis_of_its_copy():
+    base = _w(130, 96)
+    w = base.t()  # [96, 130], not contiguous
+    spec = make_spec("int4", "group", 32)
+    a, b = analyze_layer(w, spec), analyze_layer(w.contiguous(), spec)
+    assert a.metrics == b.metrics and np.array_equal(a.error_hist.counts, b.error_hist.counts)
+    assert np.array_equal(a.scaled_hist.counts, b.scaled_hist.counts) and np.array_equal(a.row_mse, b.row_mse)

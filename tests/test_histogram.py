@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.histogram import histogram, merge
+from explorer.histogram import CellCounts, histogram, merge
 
 
 def test_counts_are_exact_and_range_is_the_next_power_of_two():
@@ -50,3 +50,48 @@ def test_bad_input():
         histogram(torch.tensor([-1.0]), signed=False)
     with pytest.raises(ValueError, match="cannot merge"):
         merge(histogram(torch.ones(2), bins=8), histogram(torch.ones(2), bins=16))
+
+
+# ---- CellCounts: binning by bit patterns, exact once the range is known ----
+
+def _tricky(seed: int, n: int = 4000) -> torch.Tensor:
+    """Random values plus values exactly on bin edges of both signs, +-0.0 and subnormals."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, generator=g) * 10 ** float(torch.empty(1).uniform_(-5, 3, generator=g))
+    r = 2.0 ** np.ceil(np.log2(float(x.abs().max())))
+    x[:512] = torch.arange(-256, 256).float() / 256 * r  # every edge of a 512-bin histogram, and more
+    x[512:520] = torch.tensor([0.0, -0.0, 0.0, -0.0, 1e-42, -1e-42, 3e-44, -3e-44])
+    return x
+
+
+@pytest.mark.parametrize("bins", [2, 8, 256, 512])
+@pytest.mark.parametrize("seed", range(4))
+def test_cell_counts_rebin_exactly_into_the_histogram(bins, seed):
+    x = _tricky(seed)
+    cells = CellCounts()
+    for part in x.split(777):  # chunks, as explorer.analysis adds them
+        cells.add(part)
+    h = cells.histogram(float(x.abs().max()), bins)
+    assert h.half_range == histogram(x, bins).half_range and h.total == x.numel()
+    # numpy compares every value with the float64 edges: the exact assignment of edge values to [a, b) bins
+    assert np.array_equal(h.counts, np.histogram(x.numpy().astype(np.float64), h.edges)[0])
+
+
+def test_cell_counts_take_strided_views_and_a_scratch_buffer():
+    x = torch.randn(40, 30, generator=torch.Generator().manual_seed(5))
+    a, b = CellCounts(), CellCounts()
+    a.add(x[1::3])  # every third row: a strided view
+    b.add(x[1::3].contiguous(), scratch=torch.empty(2000, dtype=torch.int32))
+    assert torch.equal(a.counts, b.counts) and int(a.counts.sum()) == x[1::3].numel()
+    amax = float(x[1::3].abs().max())
+    assert np.array_equal(a.histogram(amax, 64).counts, histogram(x[1::3], 64).counts)
+
+
+def test_cell_counts_bad_arguments():
+    with pytest.raises(ValueError, match=r"bins=1024 is not allowed; choose a power of two in 2\.\.512"):
+        CellCounts().histogram(1.0, 1024)
+    with pytest.raises(ValueError, match="bins=100 is not allowed"):
+        CellCounts().histogram(1.0, 100)
+    with pytest.raises(ValueError, match="mantissa_bits=20 is not allowed"):
+        CellCounts(mantissa_bits=20)
+    assert CellCounts(mantissa_bits=9).histogram(1.0, 1024).bins == 1024

@@ -66,3 +66,21 @@ def test_output_error_definition_and_chunking():
     assert output_rel_error(x, w, w_hat, chunk=7) == pytest.approx(ref, rel=1e-5)
     with pytest.raises(ValueError, match=r"activations of shape \(50, 8\) do not fit W \(4, 9\)"):
         output_rel_error(x, torch.ones(4, 9), torch.ones(4, 9))
+
+
+def test_metric_sums_from_row_sums_equal_the_direct_sums():
+    from explorer.metrics import MetricSums
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(64, 300, generator=g) * 0.05
+    spec = make_spec("int4", "group", 32)
+    w_hat = dequantize(quantize(w, spec))
+    err = w_hat - w
+    direct, rows = MetricSums(), MetricSums()
+    direct.add(w, w_hat, err, (err * err).sum(1), 3, 5)
+    rows.add_rows((w * w).sum(1).double(), (w * err).sum(1).double(), (err * err).sum(1).double(), w.numel(),
+                  float(err.abs().max()), 3, 5)
+    a, b = direct.metrics(spec, tuple(w.shape)), rows.metrics(spec, tuple(w.shape))
+    for name, value in a.as_dict().items():
+        assert getattr(b, name) == pytest.approx(value, rel=1e-6, abs=1e-12), name
+    assert (b.max_abs_error, b.clipped_frac, b.zeroed_frac) == (a.max_abs_error, a.clipped_frac, a.zeroed_frac)
+    assert b.cosine == pytest.approx(a.cosine, abs=2e-7)

@@ -13,6 +13,7 @@ from app_helpers import (assert_no_exception, errors, metrics, open_page, plotly
 from explorer import make_spec, samples
 from explorer.analysis import analyze_layer
 from explorer.loader import load_tensor
+from ui.text import md_literal
 
 LAB = "pages/layer_lab.py"
 TENSOR = "encoder.layer.0.output.dense.weight"  # the sidebar's default for the MiniLM sample
@@ -55,7 +56,7 @@ def test_renders_on_defaults_with_the_library_numbers(lab):
     assert_no_exception(lab)
     assert lab.title[0].value == "Layer Lab" and not warnings(lab) and not errors(lab)
     assert [t.label for t in lab.tabs] == TABS
-    assert TENSOR in lab.caption[0].value and "int4 g128" in lab.caption[0].value
+    assert md_literal(TENSOR) in lab.caption[0].value and "int4 g128" in lab.caption[0].value  # name escaped
     assert_shows(lab, library(make_spec("int4", "group", 128)))
 
 
@@ -269,6 +270,40 @@ def test_upload_source_checks_extension_and_size(monkeypatch):
     for name in ("w.gguf", "w.npz", "w.safetensors.txt", "safetensors"):
         with pytest.raises(ValueError, match="only .safetensors files are accepted"):
             sources.upload_source(name, b"")
+
+
+# ---- caching: the weight's statistics once per tensor, keys are names and specs ----
+
+def test_cached_functions_are_keyed_by_names_and_specs_never_tensors():
+    import ast
+    from pathlib import Path
+    tree = ast.parse((Path(__file__).parent.parent / LAB).read_text())
+    cached = [f for f in tree.body if isinstance(f, ast.FunctionDef)
+              and any("cache_" in ast.unparse(d) for d in f.decorator_list)]
+    assert {f.name for f in cached} == {"stats", "analysis"}
+    for f in cached:  # Streamlit hashes every argument not starting with "_"
+        hashed = [a.arg for a in f.args.args if not a.arg.startswith("_")]
+        assert set(hashed) <= {"source_key", "tensor", "device", "spec"}, (f.name, hashed)
+
+
+def test_weight_stats_once_per_tensor_and_a_large_layer_says_its_histograms_sample_rows(monkeypatch):
+    import explorer.analysis as A
+    calls = []
+    real = A.weight_stats
+    monkeypatch.setattr(A, "weight_stats", lambda w, *a, **k: calls.append(tuple(w.shape)) or real(w, *a, **k))
+    monkeypatch.setattr(A, "HIST_WEIGHTS", 4096)  # this 64 x 256 upload counts as a large layer: 1 row in 4
+    w = torch.randn(64, 256, generator=torch.Generator().manual_seed(8117))  # a file no other test uploads
+    at = _upload("stats-once.safetensors", safetensors_bytes({"proj.weight": w}))
+    for fmt in ("int8", "nf4", "mxfp4"):
+        at.selectbox(key="w_fmt").set_value(fmt).run()
+        assert_no_exception(at)
+    assert calls.count((64, 256)) == 1  # the first view of the upload; none per format
+    titles = _spec_titles(at)
+    assert "1 in 4 rows" not in titles[0]  # W itself: every weight
+    assert all("histogram of 1 in 4 rows (4,096 weights)" in t for t in titles[1:4]), titles[:4]
+    assert any("count 1 row in 4 (4,096 weights)" in c.value for c in at.caption)
+    spec = make_spec("mxfp4")
+    assert _num(metrics(at)["Relative error"]) == pytest.approx(analyze_layer(w, spec).metrics.rel_error, abs=0.6e-4)
 
 
 # ---- payload ----

@@ -1,6 +1,7 @@
 """Layer Lab figure builders (explorer.plots.layer) on small arrays: traces carry exactly the binned arrays they
 are given, axis titles and scales, the levels rug, presenter styling; and the chart payload of a 4096 x 11008
 layer's analysis, measured the way Streamlit serialises it (plotly.io.to_json)."""
+import json
 import math
 
 import numpy as np
@@ -75,6 +76,11 @@ def test_error_histograms_absolute_and_relative():
     assert fr["layout"]["xaxis"]["type"] == "log"
     assert axis_title(fr, "xaxis") == "relative error"
     assert "12.5% of weights exact" in title_text(fr)
+    noted = [figure_json(f) for f in (*figs.error_histograms(err, rel_counts, rel_edges, 0.125, note="1 in 4 rows"),
+                                      figs.weight_distribution(err, "t", "x", note="1 in 4 rows"))]
+    for f in noted:  # a second, smaller title line, with room for it
+        assert title_text(f).endswith("<br><sup>1 in 4 rows</sup>") and f["layout"]["margin"]["t"] == 84
+    assert fa["layout"]["margin"]["t"] == 60
     (line,) = fr["layout"]["shapes"]
     assert line["x0"] == line["x1"] == 1.0  # the 100% mark
 
@@ -90,14 +96,51 @@ def test_channel_errors_lines_and_top_markers():
     for f, values, top, what in ((fr, row, tr, "output channel (row)"), (fc, col, tc, "input channel (column)")):
         line, marks = f["data"]
         assert line["type"] == "scattergl"  # WebGL: an 11008-wide layer is one trace of 11008 points
-        np.testing.assert_array_equal(line["x"], np.arange(values.size))
-        np.testing.assert_allclose(line["y"], values)
+        assert "x" not in line and (line["x0"], line["dx"]) == (0, 1)  # x = channel index, no array sent
+        np.testing.assert_array_equal(line["y"], values)  # every channel, exact
         np.testing.assert_array_equal(marks["x"], top)
         np.testing.assert_allclose(marks["y"], values[top])
         assert marks["text"] == [str(int(t)) for t in top]
         assert axis_title(f, "xaxis") == what
         assert f["layout"]["yaxis"]["type"] == "log"
     assert fr["data"][1]["x"][0] == 7
+
+
+# ---- built without validation: plotly's validation would build the same figures ----
+
+def _every_builder(presenter=False):
+    rng = np.random.default_rng(1)
+    row, col = rng.random(10).astype(np.float32), rng.random(20).astype(np.float32)
+    return [figs.weight_distribution(_hist(), "t", "x", presenter=presenter),
+            figs.weight_distribution(_hist(half=8.0), "t", "code", levels=np.arange(-7, 8), log_y=True),
+            figs.weight_distribution(_hist(half=16.0), "t", "code", levels=np.arange(-127, 128)),
+            *figs.error_histograms(_hist(), np.arange(160), np.linspace(-7, 1, 161), 0.5, presenter, "a note"),
+            *figs.channel_errors(row, col, top_k(row, 3), top_k(col, 3), presenter),
+            figs.heatmap(np.ones((2, 3), np.float32), (2, 8), "h", presenter),
+            figs.heatmap(np.ones((2, 3), np.float32), (1, 1), "h", presenter, colorscale="Inferno")]
+
+
+@pytest.mark.parametrize("presenter", [False, True])
+def test_unvalidated_figures_equal_what_plotly_validation_builds(presenter):
+    import plotly.graph_objects as go
+    for fig in _every_builder(presenter):
+        fast = fig.to_dict()
+        checked = go.Figure(fast)  # validates every property: raises on an unknown one or a bad value
+        same = json.loads(pio.to_json(checked, validate=False)) == json.loads(pio.to_json(fig, validate=False))
+        assert same, fast["layout"]["title"]  # same properties and values (key order aside)
+
+
+def test_house_style_layout_equals_style_and_figures_carry_only_their_traces_template():
+    import plotly.graph_objects as go
+
+    from explorer.plots.common import style, style_layout
+    for presenter in (False, True):
+        assert style_layout("t", "x", "y", presenter, 500) == style(go.Figure(), "t", "x", "y", presenter,
+                                                                    height=500).to_dict()["layout"]
+    white = pio.templates["plotly_white"].to_plotly_json()
+    fig = figs.weight_distribution(_hist(), "t", "x", levels=np.arange(-7, 8)).to_dict()
+    assert fig["layout"]["template"] == {"data": {k: white["data"][k] for k in ("bar", "scatter")},
+                                         "layout": white["layout"]}  # other trace types' defaults never apply
 
 
 # ---- heatmap ----
