@@ -1,14 +1,19 @@
 """The fast path (explorer.fast_paths) against the reference path, bit for bit: Ŵ, codes, scales, zero points.
 
 "Bit for bit" is checked on the raw bits (a -0.0 where the reference has +0.0 fails), on weights built to hit
-the hard cases: exact ties between grid values, values one ulp either side of a decision boundary, -0.0,
-float32 subnormals, saturation, padded last groups, NVFP4 blocks whose scale underflows, every input dtype.
+the hard cases: exact ties between grid values, values one ulp either side of a decision boundary or of a code
+book cell edge, -0.0, float32 subnormals, saturation, padded last groups, NVFP4 blocks whose scale underflows,
+MX blocks whose scale is near 2^-127, every input dtype, and each code path: with codes, without codes (the
+scales only, as explorer.analysis asks), the 16-bit per-tensor table, NVFP4's two passes.
 """
+import struct
+
 import pytest
 import torch
 
 from explorer import FORMATS, Kind, format_names, make_spec
-from explorer.fast_paths import MINIFLOATS, _codebook_tables, quantize_fast
+from explorer.fast_kernels import MINIFLOATS, codebook_tables
+from explorer.fast_paths import quantize_fast
 from explorer.quantize import dequantize, fake_quantize, quantize
 
 
@@ -72,6 +77,18 @@ def test_every_spec_bit_for_bit_with_codes_and_scales(spec, dtype):
             assert_same(res.scale_codes, ref.scale_codes, "scale codes")
         assert res.tensor_scale == ref.tensor_scale and res.span == ref.span and res.dtype == ref.dtype
         assert_same(fake_quantize(w, spec, chunk_elements=chunk), ref_hat, "fake_quantize")
+        # Without codes (explorer.analysis): a different path for 16-bit per-tensor weights (a table of all
+        # 65536 bit patterns) and without the zero-span scale fix for symmetric formats.
+        w_hat, res = quantize_fast(w, spec, chunk, with_result=True, codes=False)
+        assert_same(w_hat, ref_hat, f"Ŵ without codes, chunk={chunk}")
+        assert_same(res.scales, ref.scales, "scales without codes")
+        assert res.codes.shape == ref.codes.shape and res.codes.dtype == ref.codes.dtype
+        for name in ("zeros", "scale_codes"):
+            a, b = getattr(res, name), getattr(ref, name)
+            assert (a is None) == (b is None), name
+            if b is not None:
+                assert_same(a, b, f"{name} without codes")
+        assert res.tensor_scale == ref.tensor_scale
 
 
 def _around(values: torch.Tensor) -> torch.Tensor:
@@ -103,10 +120,12 @@ def test_ties_and_neighbours_of_every_decision_boundary(name):
 
 
 @pytest.mark.parametrize("name", ["mxfp4", "mxfp8", "mxint8", "nvfp4"])
-def test_block_formats_at_saturation_ties_and_underflow(name):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_block_formats_at_saturation_ties_and_underflow(name, dtype):
     """MX blocks whose largest element lands anywhere in [1, 2) of its binade (MX saturates values in (6, 8)
-    for FP4), exact ties after the power-of-two scale, and NVFP4 blocks far below the tensor's largest (their
-    E4M3 scale underflows to 0)."""
+    for FP4), exact ties after the power-of-two scale, NVFP4 blocks far below the tensor's largest (their
+    E4M3 scale underflows to 0), and MX blocks whose scale is 2^-127 or just above (MXINT8 then cannot fold
+    its factor 64 into the reciprocal scale: 2^133 overflows)."""
     g = torch.Generator().manual_seed(3)
     block = FORMATS[name].block_size
     rows = []
@@ -117,12 +136,21 @@ def test_block_formats_at_saturation_ties_and_underflow(name):
         rows.append(r)
     w = torch.stack(rows).repeat(1, 2) * 2.0 ** -3
     w = torch.cat([w, w * 1e-30, w * 2.0 ** 100])  # NVFP4: the first rows' blocks underflow to scale 0
+    if name != "nvfp4":  # (NVFP4 would lose them all to scale 0)
+        w = torch.cat([w, w[:7] * 2.0 ** -122, w[:7] * 2.0 ** -118])  # scales 2^-127 .. 2^-119
+    w = w.to(dtype)
     ref = quantize(w, make_spec(name))
     if name == "nvfp4":
         assert bool((ref.scales == 0).any())  # the case is really exercised
-    w_hat, res = quantize_fast(w, make_spec(name), 7, with_result=True)
-    assert_same(w_hat, dequantize(ref), "Ŵ")
-    assert_same(res.codes, ref.codes, "codes")
+    else:
+        assert float(ref.scales.min()) <= 2.0 ** -122
+    for chunk in (7, 1 << 17):
+        w_hat, res = quantize_fast(w, make_spec(name), chunk, with_result=True)
+        assert_same(w_hat, dequantize(ref), "Ŵ")
+        assert_same(res.codes, ref.codes, "codes")
+        assert_same(res.scales, ref.scales, "scales")
+        assert_same(res.scale_codes, ref.scale_codes, "scale codes")
+        assert_same(fake_quantize(w, make_spec(name), chunk), dequantize(ref), "fake_quantize")
 
 
 @pytest.mark.parametrize("n_in,group", [(200, 64), (33, 32), (130, 128), (7, 7)])
@@ -136,15 +164,41 @@ def test_padded_last_group_and_non_contiguous_input(n_in, group):
     assert torch.equal(wt, w)  # never mutated
 
 
-def test_fp8_input_dtype_and_nan_anywhere():
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
+def test_fp8_input_dtype_and_nan_anywhere(bad_value):
     w = hard_weights().to(torch.float8_e4m3fn)
     spec = make_spec("nf4")
     assert_same(fake_quantize(w, spec), dequantize(quantize(w, spec)), "fp8 input")
-    for spec in (make_spec("fp8_e4m3"), make_spec("nvfp4"), make_spec("nf4"), make_spec("mxint8")):
-        bad = hard_weights()
-        bad[-1, -1] = float("nan")
-        with pytest.raises(ValueError, match="NaN or Inf"):
-            fake_quantize(bad, spec, chunk_elements=300)
+    specs = [make_spec(n) for n in format_names()] + [make_spec("int4", "group", 32, symmetric=False),
+                                                       make_spec("int8", "tensor"), make_spec("nf4", "channel")]
+    for spec in specs:
+        for dtype in (torch.float32, torch.bfloat16):
+            for where in ((-1, -1), (0, 0), (9, 100)):
+                bad = hard_weights()
+                bad[where] = bad_value
+                with pytest.raises(ValueError, match="NaN or Inf"):
+                    fake_quantize(bad.to(dtype), spec, chunk_elements=300)
+
+
+def test_codebook_cell_edges_and_their_neighbours():
+    """Every edge of the code book's cell grid ((j + 1/2) 2^-p, where the cell rounding ties), its float32
+    neighbours, and the boundaries', scaled by 1 (fp32 scales, the book's top value in W)."""
+    book = codebook_tables(FORMATS["nf4"].grid, torch.device("cpu"))
+    edges = (torch.arange(-40, 40, dtype=torch.float32) + 0.5) * book.step
+    grid = torch.tensor(FORMATS["nf4"].grid)
+    vals = torch.cat([_around(edges), _around((grid[1:] + grid[:-1]) / 2), torch.tensor([1.0, -0.0])])
+    vals = vals[vals.abs() <= 1]
+    w = torch.cat([vals, torch.ones((-vals.numel()) % 8)]).reshape(-1, 8)
+    spec = make_spec("nf4", "tensor", scale_dtype="fp32")
+    ref = quantize(w, spec)
+    assert float(ref.scales) == 1.0
+    w_hat, res = quantize_fast(w, spec, 64, with_result=True)
+    assert_same(w_hat, dequantize(ref), "Ŵ")
+    assert_same(res.codes, ref.codes, "codes")
+    for dtype in (torch.float32, torch.bfloat16):  # per group and per channel, the cells see y = x / scale
+        for gran in ("group", "channel"):
+            spec = make_spec("nf4", gran, 8)
+            assert_same(fake_quantize(w.to(dtype), spec, 64), dequantize(quantize(w.to(dtype), spec)), gran)
 
 
 def test_minifloat_table_matches_torch_float8_and_the_fp4_grid():
@@ -157,10 +211,26 @@ def test_minifloat_table_matches_torch_float8_and_the_fp4_grid():
 
 
 def test_codebook_cells_hold_at_most_one_boundary():
-    a, b, cells, boundary, value, code = _codebook_tables(FORMATS["nf4"].grid, torch.device("cpu"))
-    assert cells <= 256 and int(torch.isfinite(boundary).sum()) == len(FORMATS["nf4"].grid) - 1
-    grid = torch.tensor(FORMATS["nf4"].grid)
-    assert torch.equal(grid[code.long()], value)  # value and code tables agree
+    grid = FORMATS["nf4"].grid
+    book = codebook_tables(grid, torch.device("cpu"))
+    cells = book.boundary.numel()
+    assert cells <= 256 and int(torch.isfinite(book.boundary).sum()) == len(grid) - 1
+    assert torch.equal(torch.tensor(grid)[book.code.long()], book.value)  # value and code tables agree
+    offset = struct.unpack("<i", struct.pack("<f", 1.0))[0] >> book.shift  # where a 1.0 (above) moves an index
+    assert offset >= cells and book.value.numel() == offset + cells
+    # Each cell's entry, below and above its boundary, is the reference's: bucketize just inside the cell.
+    mids = (torch.tensor(grid[1:]) + torch.tensor(grid[:-1])) / 2
+    half = cells // 2
+    for j in range(-half, half + 1):
+        centre = torch.tensor([j * book.step], dtype=torch.float32)
+        b = float(book.boundary[j + half])
+        if b == float("inf"):
+            assert int(book.code[j + half]) == int(torch.bucketize(centre, mids))
+        else:
+            below, above = torch.tensor([b]), torch.nextafter(torch.tensor([b]), torch.tensor([2.0]))
+            assert int(book.code[j + half]) == int(torch.bucketize(below, mids))
+            assert int(book.code[offset + j + half]) == int(torch.bucketize(above, mids))
+    assert 1.5 * max(abs(v) for v in grid) < book.cover  # |y| < 1.5 top: no clamp ever (_ScalePlan.unbounded)
 
 
 # ---- explorer.analysis: the fused chunk loop against the straightforward whole-tensor definitions ----
