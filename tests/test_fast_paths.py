@@ -12,24 +12,14 @@ import pytest
 import torch
 
 from explorer import FORMATS, Kind, format_names, make_spec
+from explorer.compare import all_specs
+from explorer.specs import ScaleDType
 from explorer.fast_kernels import MINIFLOATS, codebook_tables
 from explorer.fast_paths import quantize_fast
 from explorer.quantize import dequantize, fake_quantize, quantize
 
 
-def all_specs():
-    for name in format_names():
-        f = FORMATS[name]
-        if f.is_block:
-            yield make_spec(name)
-            continue
-        for gran in ("tensor", "channel", "group"):
-            for sym in ((True, False) if f.kind is Kind.INT else (True,)):
-                for scale in ("fp16", "bf16", "fp32"):
-                    yield make_spec(name, gran, 32, symmetric=sym, scale_dtype=scale)
-
-
-SPECS = list(all_specs())
+SPECS = list(dict.fromkeys(s for d in ScaleDType for s in all_specs(32, d)))  # and every scale dtype (blocks: once)
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from explorer import FORMATS, Kind, format_names, make_spec
+from explorer import FORMATS, Kind, make_spec
 from explorer.formats import FP4_E2M1_VALUES, NF4_VALUES
+from explorer.compare import all_specs
 from explorer.quantize import dequantize, fake_quantize, quantize
 
 ELEMENT = [n for n, f in FORMATS.items() if not f.is_block]
@@ -13,19 +14,7 @@ BLOCK = [n for n, f in FORMATS.items() if f.is_block]
 INTS = [n for n, f in FORMATS.items() if f.kind is Kind.INT]
 
 
-def all_specs():
-    """Every format at every granularity it allows (and both symmetries for integers)."""
-    for name in format_names():
-        f = FORMATS[name]
-        if f.is_block:
-            yield make_spec(name)
-            continue
-        for gran in ("tensor", "channel", "group"):
-            for sym in ((True, False) if f.kind is Kind.INT else (True,)):
-                yield make_spec(name, gran, 32, symmetric=sym)
-
-
-SPECS = list(all_specs())
+SPECS = all_specs(32)  # every format x granularity (x symmetry for integers): explorer.compare
 IDS = [s.label for s in SPECS]
 
 
