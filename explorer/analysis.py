@@ -11,19 +11,21 @@ Split in two so a widget change recomputes only what depends on the format:
   caches it by the tensor's name, never by the tensor);
 - `analyze_layer(..., stats=that)`: the rest. Without stats it computes them first: the same numbers.
 
-Speed (a widget change reruns this): blocks of rows are quantized one at a time by the fast path
-(explorer.fast_paths, bit-identical to the reference) and reduced while W, Ŵ and the error are in cache, with
-a few passes per weight: sums of W Ŵ and Ŵ^2 from the cached sums of W^2 plus one sum of W (Ŵ - W) per row
-(MetricSums.add_rows), max-pooling as a max and a min over aligned windows, clip counts only inside spans whose
-cached extremes pass their bounds, histograms by float bit patterns (explorer.histogram.CellCounts: no range
-needed upfront, no merges). Every metric, count, per-channel error and heatmap covers every weight. The three
-format-dependent histograms (code space, error, relative error) cost more than everything else together, so
-above HIST_WEIGHTS weights they are taken over 1 in `hist_stride` rows (every k-th row, exact counts of those
-rows), and LayerAnalysis says so for the charts to show. The block machinery lives in explorer.analysis_blocks.
+Speed (a widget change reruns this): the fast path (explorer.fast_paths.quantize_fast, bit-identical to the
+reference) hands each chunk of ~128K weights (W and Ŵ in float32) to explorer.analysis_blocks.LayerReducer
+while the chunk is still in the L2 cache, which reduces it with a few vectorized passes: sums of W Ŵ and Ŵ^2
+from the cached sums of W^2 plus one sum of W (Ŵ - W) per row (MetricSums.add_rows), counts as sums of float
+0/1 comparisons, max-pooling as a running max and min over each window's rows; Ŵ and the error never exist at
+W's size. Clip counts look only inside spans whose cached extremes pass their bounds; histograms count float
+bit patterns (explorer.histogram.CellCounts: no range needed upfront, no merges). Every metric, count,
+per-channel error and heatmap covers every weight. The three format-dependent histograms (code space, error,
+relative error) cost more than everything else together, so above HIST_WEIGHTS weights they are taken over 1 in
+`hist_stride` rows (every k-th row, exact counts of those rows), and LayerAnalysis says so for the charts to
+show.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -33,10 +35,11 @@ from explorer import analysis_blocks as B
 from explorer.analysis_blocks import EXTREMES_SPAN, HEATMAP_CELLS, REL_BINS, REL_LOG10_RANGE
 from explorer.histogram import CellCounts, Histogram
 from explorer.metrics import MetricSums, WeightMetrics
+from explorer.fast_paths import quantize_fast
 from explorer.quantize import QuantResult, check_weight, span_of
-from explorer.specs import Granularity, Kind, QuantSpec
+from explorer.specs import Kind, QuantSpec
 
-HIST_WEIGHTS = 1 << 21         # above this, format-dependent histograms sample every k-th row down to about this
+HIST_WEIGHTS = 1 << 20         # above this, format-dependent histograms sample every k-th row down to about this
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +81,20 @@ class WeightStats:
     span_max: torch.Tensor | None
     tokens: int                 # tokens in X (0 when absent)
     out_sq: float | None        # ||X W^T||_F^2 when X is given
+    _per_span: dict = field(default_factory=dict, repr=False)  # extremes_per(span), computed once per span
+
+    def extremes_per(self, span: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(min, max) of W per `span` inputs [out, in / span] float32, from the extremes per EXTREMES_SPAN inputs
+        (span a multiple of it that divides in); kept for the next format with the same span."""
+        if span not in self._per_span:
+            out, n = self.span_min.shape
+            if span % EXTREMES_SPAN or n * EXTREMES_SPAN % span:
+                raise ValueError(f"span={span} is not allowed; allowed: multiples of {EXTREMES_SPAN} dividing "
+                                 f"{n * EXTREMES_SPAN}")
+            shape = (out, n * EXTREMES_SPAN // span, span // EXTREMES_SPAN)
+            self._per_span[span] = ((self.span_min, self.span_max) if span == EXTREMES_SPAN else
+                                    (self.span_min.view(shape).amin(-1), self.span_max.view(shape).amax(-1)))
+        return self._per_span[span]
 
 
 def expand_scales(result: QuantResult, t: torch.Tensor) -> torch.Tensor:
@@ -180,41 +197,22 @@ def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = Non
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"hist_stride={hist_stride!r} is not allowed; allowed: None or an integer >= 1")
     stats = weight_stats(w, x, bins) if stats is None else _checked(stats, w, x, bins)
-    w = w.contiguous()
-    fy, fx = stats.pool
-    rows, dev = B.block_rows(out, n_in, fy), w.device
-    err_buf, tmp = torch.empty(rows, n_in, device=dev), torch.empty(rows, n_in, device=dev)
-    keys = torch.empty(rows * n_in, dtype=torch.int32, device=dev)
-    quantizer = B.BlockQuantizer(w, spec, stats, rows)
-    hists = B.Histograms(n_in, span, k, bins, rows, spec.granularity is not Granularity.TENSOR, dev)
-    row_e2, row_xe = torch.empty(out, device=dev), torch.empty(out, device=dev)
-    col_e2 = torch.zeros(n_in, dtype=torch.float64, device=dev)
-    clips, e_pool, zeros_hat, exact, num = B.Clips(w, spec, span, stats), [], 0, 0, 0.0
-    for r0 in range(0, out, rows):
-        r1 = min(r0 + rows, out)
-        h, res = quantizer(r0, r1)
-        xc, hc = w[r0:r1].float(), h.float()
-        err = torch.sub(hc, xc, out=err_buf[:r1 - r0])
-        e2 = torch.mul(err, err, out=tmp[:r1 - r0])
-        row_e2[r0:r1] = e2.sum(1)
-        col_e2 += e2.sum(0)
-        row_xe[r0:r1] = torch.mul(xc, err, out=e2).sum(1)  # Σ W (Ŵ - W): with Σ W^2 it gives Σ W Ŵ and Σ Ŵ^2
-        e_pool.append(B.pool_abs(err, fy, fx))
-        # Round-to-nearest maps 0 to 0 in every format (tests/test_quantize.py), so a zero W has a zero error and
-        # (Ŵ == 0) & (W != 0) counts zeros(Ŵ) - zeros(W).
-        zeros_hat += err.numel() - B.count_nonzero(hc, keys)
-        zero_errors = err.numel() - B.count_nonzero(err, keys)
-        exact += zero_errors
-        clips.add(xc, res)
-        hists.add(r0, err, xc, res, zero_errors, tmp, keys)
-        if x is not None:
-            num += sum(float((x[t:t + 4096].float() @ err.T).double().square().sum()) for t in range(0, len(x), 4096))
-    hists.flush(tmp, keys)
-    err_pooled = torch.cat(e_pool).cpu().numpy()
+    w = w.contiguous()  # Clips views rows as spans (a copy only for a strided view)
+    clips = B.Clips(w, spec, span, stats)
+    reducer = B.LayerReducer(w, stats, clips, x)
+    _, result = quantize_fast(w, spec, chunk_elements=B.CHUNK_WEIGHTS, with_result=True, codes=False, sink=reducer)
+    reducer.flush()
+    hists = B.Histograms(w, spec, span, k, bins, stats.extremes)
+    err_pooled = reducer.err_pooled()
     max_err = float(err_pooled.max())
     sums = MetricSums()
-    sums.add_rows(stats.row_sq, row_xe.double(), row_e2.double(), out * n_in, max_err, clips.total(),
-                  zeros_hat - stats.zeros)
+    # Round-to-nearest maps 0 to 0 in every format (tests/test_quantize.py), so a zero W has a zero error and
+    # (Ŵ == 0) & (W != 0) counts zeros(Ŵ) - zeros(W).
+    zeroed = (out * n_in - reducer.nonzero_hat) - stats.zeros
+    sums.add_rows(stats.row_sq, reducer.row_xe.double(), reducer.row_e2.double(), out * n_in, max_err,
+                  clips.total(result), zeroed)
+    row_e2, col_e2, num, exact = reducer.row_e2, reducer.col_e2, reducer.num, out * n_in - reducer.nonzero_err
+    fy, fx = stats.pool
     return LayerAnalysis(
         spec=spec, shape=(out, n_in), metrics=sums.metrics(spec, (out, n_in)),
         weight_hist=stats.weight_hist, scaled_hist=hists.cells_y.histogram(hists.y_amax, max(bins, 512)),

@@ -37,6 +37,7 @@ included, against the reference path, bit for bit (signs of zero included).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -45,13 +46,24 @@ from explorer import fast_kernels as K
 from explorer import quantize as Q
 from explorer.specs import Granularity, Kind, QuantSpec, ScaleEncoding
 
+# sink(r0, x, w_hat, scales, zeros): see quantize_fast
+Sink = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None", torch.Tensor], None]
+
 def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 17,
-                  with_result: bool = False, codes: bool = True) -> tuple[torch.Tensor, Q.QuantResult | None]:
+                  with_result: bool = False, codes: bool = True,
+                  sink: Sink | None = None) -> tuple[torch.Tensor | None, Q.QuantResult | None]:
     """(Ŵ [out, in] in w's dtype, the QuantResult when with_result) for a checked W [out, in].
 
     Ŵ equals dequantize(quantize(w, spec)) and the QuantResult equals quantize(w, spec), bit for bit.
     codes=False skips the codes (the result's codes are then a zero-strided placeholder of the right shape and
     dtype: for callers that need only the scales, such as explorer.analysis).
+    sink: instead of keeping Ŵ, hand each chunk of rows to sink(r0, x, w_hat, scales, zeros, scratch) while it
+    is still in cache, in row order: x and w_hat [rows, in] float32 (W's rows r0.., and Ŵ's as Ŵ in w's dtype,
+    converted back), scales and zeros [rows, n_spans] of those rows, or [1, 1] for a per-tensor scale (zeros
+    None where the format has none), and a float32 scratch buffer [rows, in] (the chunk's free work buffer). The
+    sink may overwrite w_hat and scratch, never x (it can be W itself); all are reused for the next chunk. Ŵ is
+    then not allocated: the call returns (None, the result when with_result). explorer.analysis reduces a layer
+    this way without a pass over memory.
     Per-tensor statistics come from one whole-tensor pass first, NVFP4's block absmax (whose largest sets the
     tensor scale) from a first pass over the chunks, so each chunk uses the scale the reference path would; a
     NaN/Inf anywhere shows up in the statistics and raises ValueError.
@@ -66,6 +78,8 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
     element = fmt.element if fmt.is_block else fmt.name
     book = K.codebook_tables(fmt.grid, w.device) if fmt.kind is Kind.CODEBOOK else None
     if fmt.kind is Kind.CODEBOOK and book is None:  # pragma: no cover - NF4 always has tables
+        if sink is not None:
+            raise RuntimeError("a code book without cell tables has no chunked path")
         return _reference_chunks(w, spec, chunk_elements), (Q.quantize(w, spec) if with_result else None)
 
     tensor_values = None
@@ -76,16 +90,18 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
         stats = (lo.clamp(max=0), hi.clamp(min=0)) if not spec.symmetric else torch.maximum(-lo, hi)
         tensor_values = _TensorScales(stats, spec)
 
-    out = torch.empty(w.shape, dtype=w.dtype, device=w.device)
+    scaled = with_result or sink is not None  # chunks compute their scales for the result or the sink
+    direct = w.dtype == torch.float32 and width == n_in and w.is_contiguous()
+    rows = min(max(1, chunk_elements // width), out_rows)
+    # With a sink, Ŵ goes to one chunk's worth of output, reused: every chunk of `out` below is a view of it.
+    out = torch.empty((rows, n_in) if sink is not None else w.shape, dtype=w.dtype, device=w.device)
     codes_out = torch.empty(w.shape, dtype=K.code_dtype(spec), device=w.device) if with_result and codes else None
-    if tensor_values is not None and w.element_size() == 2 and codes_out is None:
+    if tensor_values is not None and w.element_size() == 2 and codes_out is None and sink is None:
         _tensor_lut_values(w, out, spec, tensor_values, book, chunk_elements)
         return out, (_result(spec, w, span, codes_out, [tensor_values.scales.squeeze(-1)],
                              [tensor_values.zero.squeeze(-1)] if tensor_values.zero is not None else [], [], None)
                      if with_result else None)
 
-    direct = w.dtype == torch.float32 and width == n_in and w.is_contiguous()
-    rows = min(max(1, chunk_elements // width), out_rows)
     minifloat = element in K.MINIFLOATS
     shape = (rows, n_spans, span_len)
     x = None
@@ -95,7 +111,12 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
     i = torch.empty(shape, dtype=torch.int32, device=w.device) if book is not None or minifloat else None
     t = torch.empty(shape, device=w.device)
     split = (lambda a: a.view(out_rows, n_spans, span_len).split(rows)) if direct else (lambda a: a.split(rows))
-    w_chunks, out_chunks = split(w), split(out)
+    w_chunks = split(w)
+    if sink is None:
+        out_chunks = split(out)
+    else:
+        one = out.view(rows, n_spans, span_len) if direct else out
+        out_chunks = [one[:len(c)] for c in w_chunks]
     code_chunks = codes_out.split(rows) if codes_out is not None else None
     last = w_chunks[-1].shape[0]
     works = [K.Work(x, t, f, i, n_in)]
@@ -118,32 +139,50 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
     if fmt.scale_encoding is ScaleEncoding.E4M3:
         scales_all, safe_all, codes_all, tensor_scale = BL.nvfp4_scales(work, len(w_chunks), rows, out_rows, n_spans,
                                                                       w.device, with_result)
+        scales_all_2d = scales_all.squeeze(-1)
         parts["scales"] = [scales_all.squeeze(-1)]
         parts["scale_codes"] = [codes_all.squeeze(-1)] if with_result else []
         scale_chunks, safe_chunks = scales_all.split(rows), safe_all.split(rows)
 
+    spare = None
     for k in range(len(w_chunks)):
         wk = work(k)
+        zero = None
         if fmt.scale_encoding is ScaleEncoding.E4M3:
             BL.nvfp4_values(wk, scale_chunks[k], safe_chunks[k], n_in)
+            scales = scales_all_2d[k * rows:k * rows + len(w_chunks[k])] if sink is not None else None
         elif fmt.is_block:
-            scales, scale_codes = BL.mx_values(wk, spec, n_in, with_result)
+            scales, scale_codes = BL.mx_values(wk, spec, n_in, scaled)
+            scales = scales.squeeze(-1) if scaled else None
             if with_result:
                 parts["scale_codes"].append(scale_codes.squeeze(-1))
-                parts["scales"].append(scales.squeeze(-1))
+                parts["scales"].append(scales)
         else:
             if tensor_values is not None:
                 scales, zero, y_range = tensor_values.scales, tensor_values.zero, tensor_values.y_range
             else:
-                scales, zero, y_range = _chunk_scales(wk, scale_plan, with_result)
-            if with_result and (tensor_values is None or k == 0):
-                parts["scales"].append(scales.squeeze(-1))
-                if zero is not None:
-                    parts["zeros"].append(zero.squeeze(-1))
+                scales, zero, y_range = _chunk_scales(wk, scale_plan, scaled)
             _element_values(wk, scales, zero, spec, element, book, n_in, y_range)
+            scales, zero = scales.squeeze(-1), (zero.squeeze(-1) if zero is not None else None)
+            if with_result and (tensor_values is None or k == 0):
+                parts["scales"].append(scales)
+                if zero is not None:
+                    parts["zeros"].append(zero)
         if not direct:
             out_chunks[k].copy_(wk.t_rows)  # one conversion copy back (float32 -> bf16/fp16)
+        if sink is not None:
+            n = len(w_chunks[k])
+            if direct:  # the work buffer is free once Ŵ is out: the sink's scratch, no new buffer in cache
+                x, w_hat, free = w_chunks[k].view(n, n_in), out_chunks[k].view(n, n_in), wk.t_rows
+            else:  # Ŵ as stored in w's dtype, back in float32 (exact)
+                x, w_hat = wk.x_rows, (wk.t_rows if w.dtype == torch.float32 else wk.t_rows.copy_(out_chunks[k]))
+                if spare is None:
+                    spare = torch.empty(rows, n_in, device=w.device)
+                free = spare[:n]
+            sink(k * rows, x, w_hat, scales, zero, free)
 
+    if sink is not None:
+        out = None
     if not with_result:
         return out, None
     return out, _result(spec, w, span, codes_out, parts["scales"], parts["zeros"], parts["scale_codes"], tensor_scale)

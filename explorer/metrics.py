@@ -47,6 +47,8 @@ def _clip_bounds(result: QuantResult) -> tuple[torch.Tensor, torch.Tensor]:
     hi = (hi_code + step_hi / 2 - zero) * result.scales
     # A span whose scale underflowed to 0 (an NVFP4 block far below the tensor's max) loses its weights to
     # underflow, which `zeroed` counts; it clips nothing.
+    if float(result.scales.amin()) > 0:  # the usual case, and a pass cheaper than the masked fills
+        return lo, hi
     dead = result.scales == 0
     return lo.masked_fill(dead, -math.inf), hi.masked_fill(dead, math.inf)
 

@@ -226,7 +226,10 @@ BLOCK_SPECS = [  # (spec, in): cached per-16 extremes, spans that are not multip
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_many_blocks_and_sampled_rows_equal_the_definitions(monkeypatch, spec, n_in, dtype):
     import explorer.analysis_blocks as analysis_blocks
-    monkeypatch.setattr(analysis_blocks, "BLOCK_WEIGHTS", 1 << 11)  # ~10 rows a block: many blocks, per-tensor scales across them
+    # ~9 rows a chunk: many chunks, pooling windows across them, per-tensor scales across them; a few staged
+    # batches for the sampled histograms, the clip gathers and the output error
+    monkeypatch.setattr(analysis_blocks, "CHUNK_WEIGHTS", 1 << 11)
+    monkeypatch.setattr(analysis_blocks, "BLOCK_WEIGHTS", 1 << 13)
     w = _w(203, n_in, seed=7)
     w[9, 3], w[150, 100], w[11, 0] = 3.0, -2.5, 0.0  # outliers (clip under MX and per-tensor scales), a zero
     w = w.to(dtype)
@@ -277,6 +280,20 @@ def test_weight_stats_hold_what_w_alone_determines():
     assert np.array_equal(s.weight_hist.counts, histogram(w).counts)
     assert np.array_equal(s.w_pooled, max_pool(w.abs())[0])
     assert weight_stats(_w(8, 20)).span_min is None  # 16 does not divide 20: spans take their own extremes
+
+
+def test_extremes_per_span_are_those_of_w_and_kept_per_span():
+    from explorer.analysis import weight_stats
+    w = _w(12, 192)
+    s = weight_stats(w)
+    for span in (16, 32, 64, 192):
+        lo, hi = s.extremes_per(span)
+        v = w.view(12, -1, span)
+        assert torch.equal(lo, v.amin(-1)) and torch.equal(hi, v.amax(-1))
+        assert s.extremes_per(span)[0] is lo  # computed once per span
+    for bad in (24, 128):  # not a multiple of 16; does not divide 192
+        with pytest.raises(ValueError, match=rf"span={bad} is not allowed; allowed: multiples of 16 dividing 192"):
+            s.extremes_per(bad)
 
 
 def test_stats_of_another_tensor_or_setting_are_refused():

@@ -79,6 +79,28 @@ def test_every_spec_bit_for_bit_with_codes_and_scales(spec, dtype):
             if b is not None:
                 assert_same(a, b, f"{name} without codes")
         assert res.tensor_scale == ref.tensor_scale
+        _check_sink(w, spec, chunk, ref, ref_hat)
+
+
+def _check_sink(w, spec, chunk, ref, ref_hat):
+    """With a sink: every chunk of rows in order, W and Ŵ (as stored in w's dtype) in float32, the rows' scales
+    and zero points; nothing of W's size returned."""
+    got = []
+    keep = (lambda t: None if t is None else t.clone())  # the sink's buffers are reused
+    none, res = quantize_fast(w, spec, chunk, with_result=True, codes=False,
+                              sink=lambda r0, x, h, s, z, _: got.append((r0, x.clone(), h.clone(), s.clone(), keep(z))))
+    assert none is None and res is not None
+    assert_same(res.scales, ref.scales, "scales with a sink")
+    starts = [g[0] for g in got]
+    assert starts == sorted(starts) and starts[0] == 0 and len(got) > (chunk < w.numel())
+    assert_same(torch.cat([g[1] for g in got]), w.float(), f"sink W, chunk={chunk}")
+    assert_same(torch.cat([g[2] for g in got]), ref_hat.float(), f"sink Ŵ, chunk={chunk}")
+    for r0, x, _, scales, zeros in got:
+        rows = slice(r0, r0 + len(x)) if ref.scales.shape[0] > 1 else slice(0, 1)
+        assert_same(scales, ref.scales[rows], "sink scales")
+        assert (zeros is None) == (ref.zeros is None)
+        if zeros is not None:
+            assert_same(zeros, ref.zeros[rows], "sink zeros")
 
 
 def _around(values: torch.Tensor) -> torch.Tensor:
