@@ -163,7 +163,8 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
             else:
                 scales, zero, y_range = _chunk_scales(wk, scale_plan, scaled)
             _element_values(wk, scales, zero, spec, element, book, n_in, y_range)
-            scales, zero = scales.squeeze(-1), (zero.squeeze(-1) if zero is not None else None)
+            if scaled:
+                scales, zero = scales.squeeze(-1), (zero.squeeze(-1) if zero is not None else None)
             if with_result and (tensor_values is None or k == 0):
                 parts["scales"].append(scales)
                 if zero is not None:

@@ -1,6 +1,7 @@
 """App latency (not a test): Layer Lab's server time per widget change, cold start to first chart, memory.
 
     OMP_NUM_THREADS=1 python scripts/bench_app.py [--formats int4,nf4,fp8_e4m3,mxfp4,nvfp4] [--big 4096x11008]
+                                                  [--runs 3]
 
 Runs the app in-process with Streamlit's AppTest (the script run a server does per rerun: widgets, the library
 call, figure building; not the browser's drawing nor the websocket), in a fresh subprocess per measurement:
@@ -10,13 +11,16 @@ call, figure building; not the browser's drawing nor the websocket), in a fresh 
   path): loading it, its format-independent statistics (explorer.analysis.weight_stats, once per tensor) and the
   first analysis;
 - rerun: the time of `.run()` after changing the format, on the largest bundled layer and on that big layer,
-  each format a fresh spec (no cache hit); then the same change again (a cache hit).
+  each format a fresh spec (no cache hit); then the same change again (a cache hit); --runs fresh processes
+  each, reported as the median and range (the shared machine drifts 20-30% between runs: each big-layer
+  process also times a clone of the layer, as a yardstick).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,8 +99,19 @@ def child_rerun(formats: list[str], big: str | None) -> dict:
     t = time.perf_counter()
     at.selectbox(key="w_fmt").set_value(name).run()
     cached = time.perf_counter() - t
+    rss = _rss_mb()  # before the yardstick below allocates
+    clone = None
+    if big:  # the machine's memory-copy speed at the time (it drifts 20-30% on this shared host): a yardstick
+        import torch
+        w = torch.randn(out, n_in)
+        clone = []
+        for _ in range(5):
+            t = time.perf_counter()
+            w.clone()
+            clone.append(time.perf_counter() - t)
+        clone = min(clone)
     return {"layer": layer, "shape": list(shape), "first_view_s": first, "rerun_s": times, "cached_rerun_s": cached,
-            "exceptions": len(at.exception), "rss_mb": _rss_mb()}
+            "exceptions": len(at.exception), "rss_mb": rss, "clone_s": clone}
 
 
 def _spawn(args: list[str], env: dict) -> dict:
@@ -112,6 +127,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--formats", default="int4,nf4,fp8_e4m3,mxfp4,nvfp4,int8")
     ap.add_argument("--big", default="4096x11008")
+    ap.add_argument("--runs", type=int, default=3, help="fresh processes per layer (the machine drifts)")
     ap.add_argument("--child", choices=["cold", "rerun"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     formats = args.formats.split(",")
@@ -127,19 +143,28 @@ def main() -> int:
     print(f"OMP_NUM_THREADS={threads}; the app sets one torch thread per server\n")
     print(f"cold start to Layer Lab's first charts: {cold['cold_start_s']:.2f} s ({cold['charts']} charts); "
           f"RSS after it (bundled weights loaded): {cold['rss_mb']:.0f} MB")
-    small = _spawn(["--child", "rerun", "--formats", args.formats], {**env, "BENCH_BIG": ""})
-    with tempfile.TemporaryDirectory() as tmp:
-        big = _spawn(["--child", "rerun", "--formats", args.formats],
-                     {**env, "BENCH_BIG": args.big, "EXPLORER_LOCAL_DIRS": tmp})
+    runs = {"small": [], "big": []}
+    for _ in range(args.runs):  # fresh processes: a rerun after a format change is measured once per process
+        runs["small"].append(_spawn(["--child", "rerun", "--formats", args.formats], {**env, "BENCH_BIG": ""}))
+        with tempfile.TemporaryDirectory() as tmp:
+            runs["big"].append(_spawn(["--child", "rerun", "--formats", args.formats],
+                                      {**env, "BENCH_BIG": args.big, "EXPLORER_LOCAL_DIRS": tmp}))
+    print(f"\nMedian of {args.runs} runs (fresh processes, one after the other), [min-max]:")
     print("\n| layer | shape | " + " | ".join(formats) + " | cache hit |")
     print("|---|---|" + "---|" * (len(formats) + 1))
-    for r in (small, big):
-        cells = " | ".join(f"{1e3 * r['rerun_s'][f]:.0f} ms" for f in formats)
-        print(f"| {r['layer']} | {r['shape'][0]} x {r['shape'][1]} | {cells} | {1e3 * r['cached_rerun_s']:.0f} ms |")
+    for rs in runs.values():
+        cell = (lambda v: f"{1e3 * statistics.median(v):.0f} ms [{1e3 * min(v):.0f}-{1e3 * max(v):.0f}]")
+        cells = " | ".join(cell([r["rerun_s"][f] for r in rs]) for f in formats)
+        r = rs[0]
+        print(f"| {r['layer']} | {r['shape'][0]} x {r['shape'][1]} | {cells} | "
+              f"{cell([r['cached_rerun_s'] for r in rs])} |")
+    big = runs["big"]
     print(f"\nfirst view of the {args.big} layer (load, weight statistics, first analysis): "
-          f"{big['first_view_s']:.2f} s")
-    print(f"RSS after the {args.big} reruns: {big['rss_mb']:.0f} MB; exceptions: "
-          f"{cold['exceptions'] + small['exceptions'] + big['exceptions']}")
+          + ", ".join(f"{r['first_view_s']:.2f}" for r in big) + " s")
+    print(f"w.clone() of a {args.big} float32 tensor in the same processes, after the reruns (the machine's "
+          f"memory-copy speed at the time): " + ", ".join(f"{1e3 * r['clone_s']:.0f}" for r in big) + " ms")
+    print(f"RSS after the {args.big} reruns: " + ", ".join(f"{r['rss_mb']:.0f}" for r in big) + " MB; exceptions: "
+          f"{cold['exceptions'] + sum(r['exceptions'] for rs in runs.values() for r in rs)}")
     return 0
 
 
