@@ -19,7 +19,7 @@ from the cached sums of W^2 plus one sum of W (Ŵ - W) per row (MetricSums.add_r
 W's size. Clip counts look only inside spans whose cached extremes pass their bounds; histograms count float
 bit patterns (explorer.histogram.CellCounts: no range needed upfront, no merges). Every metric, count,
 per-channel error and heatmap covers every weight. The three format-dependent histograms (code space, error,
-relative error) cost more than everything else together, so above HIST_WEIGHTS weights they are taken over 1 in
+relative error) cost ~20 passes per counted weight, so above HIST_WEIGHTS weights they are taken over 1 in
 `hist_stride` rows (every k-th row, exact counts of those rows), and LayerAnalysis says so for the charts to
 show.
 """
@@ -86,6 +86,9 @@ class WeightStats:
     def extremes_per(self, span: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(min, max) of W per `span` inputs [out, in / span] float32, from the extremes per EXTREMES_SPAN inputs
         (span a multiple of it that divides in); kept for the next format with the same span."""
+        if self.span_min is None:
+            raise ValueError(f"no extremes per {EXTREMES_SPAN} inputs were kept ({EXTREMES_SPAN} does not divide "
+                             f"in={self.shape[1]}); allowed: a W whose in is a multiple of {EXTREMES_SPAN}")
         if span not in self._per_span:
             out, n = self.span_min.shape
             if span % EXTREMES_SPAN or n * EXTREMES_SPAN % span:

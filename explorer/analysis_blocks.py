@@ -37,9 +37,10 @@ EXTREMES_SPAN = 16             # WeightStats keeps min and max per 16 inputs: an
 class LayerReducer:
     """The sink of quantize_fast for analyze_layer: each chunk of rows (W and Ŵ in float32, just written and still
     in the L2 cache) is reduced at once to per-row and per-column sums of the error, counts, the rows of the
-    max-pooled |Ŵ - W| heatmap, clip counts and the staged rows of the sampled histograms. The error lives in a
-    chunk-sized scratch buffer: nothing of W's size is written. Ops on a chunk that fits in L2 run ~4x faster here
-    than on blocks of a few MB (sub / mul on 11 x 11008 rows vs 88: 5 vs 21 ms per 45M weights, one thread)."""
+    max-pooled |Ŵ - W| heatmap and clip counts (and, with inputs X, staged for ||X (Ŵ - W)^T||). The error is
+    written over Ŵ's chunk buffer, with the chunk's free work buffer as scratch: nothing of W's size is written.
+    Ops on a chunk that fits in L2 run ~4x faster here than on blocks of a few MB (sub / mul on 11 x 11008 rows vs
+    88: 5 vs 21 ms per 45M weights, one thread)."""
 
     def __init__(self, w: torch.Tensor, stats: WeightStats, clips: Clips, x: torch.Tensor | None):
         out, n_in = w.shape
@@ -108,7 +109,7 @@ class LayerReducer:
         self.staged += n
 
     def flush(self) -> None:
-        """Counts what is still staged (the last chunks)."""
+        """Adds the output error of the error rows still staged (the last chunks)."""
         if self.x is None or not self.staged:
             return
         e = self.stage[:self.staged]

@@ -294,6 +294,8 @@ def test_extremes_per_span_are_those_of_w_and_kept_per_span():
     for bad in (24, 128):  # not a multiple of 16; does not divide 192
         with pytest.raises(ValueError, match=rf"span={bad} is not allowed; allowed: multiples of 16 dividing 192"):
             s.extremes_per(bad)
+    with pytest.raises(ValueError, match=r"16 does not divide in=20\); allowed: a W whose in is a multiple of 16"):
+        weight_stats(_w(8, 20)).extremes_per(16)
 
 
 def test_stats_of_another_tensor_or_setting_are_refused():
