@@ -38,10 +38,7 @@ def controls():
     spec = compare_specs([name], gran, group, sym)[0]
     c1, c2, c3 = st.columns([3, 3, 2])
     with c1:
-        st.select_slider("Held-out fraction of the tokens", M.HOLDOUTS, key=state.bind(M.HOLDOUT),
-                         format_func=lambda f: f"{f:.0%}",
-                         help="AWQ calibrates on the first tokens and is measured on the last ones")
-        holdout = state.commit(M.HOLDOUT)
+        holdout = V.holdout_slider("AWQ calibrates on the first tokens and is measured on the last ones")
     with c2:
         st.selectbox("α shown", [-1] + list(range(M.N_GRID)), key=state.bind(M.ALPHA),
                      format_func=lambda i: "the searched one (lowest loss)" if i == -1 else f"{i / (M.N_GRID - 1):.3f}",

@@ -54,10 +54,7 @@ def controls():
     spec = compare_specs([name], gran, group, sym)[0]
     c1, c2 = st.columns(2)
     with c1:
-        st.select_slider("Held-out fraction of the tokens", M.HOLDOUTS, key=state.bind(M.HOLDOUT),
-                         format_func=lambda f: f"{f:.0%}",
-                         help="Every method calibrates on the first tokens and is measured on the last ones")
-        holdout = state.commit(M.HOLDOUT)
+        holdout = V.holdout_slider("Every method calibrates on the first tokens and is measured on the last ones")
     with c2:
         st.select_slider("Damping (× mean diag H added to H's diagonal)", M.DAMPS, key=state.bind(M.DAMP),
                          format_func=lambda d: f"{d:.1%}", help="The reference uses 1%")

@@ -47,9 +47,7 @@ def controls():
     specs = compare_specs(names, gran, group, sym)
     c1, c2, c3 = st.columns(3)
     with c1:
-        st.select_slider("Held-out fraction of the tokens", M.HOLDOUTS, key=state.bind(M.HOLDOUT),
-                         format_func=lambda f: f"{f:.0%}")
-        holdout = state.commit(M.HOLDOUT)
+        holdout = V.holdout_slider()
     with c2:
         st.select_slider("GPTQ damping", M.DAMPS, key=state.bind(M.DAMP), format_func=lambda d: f"{d:.1%}",
                          help="× mean diag H added to H's diagonal; the reference uses 1%")

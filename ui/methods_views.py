@@ -7,6 +7,7 @@ import torch
 
 from ui import common, state
 from ui import params as P
+from ui import params_methods as M
 from ui.sidebar import Selection
 from ui.sources import builtin_sources
 
@@ -43,3 +44,10 @@ def start(title: str, params: list[state.Param], intro: str) -> tuple[Selection,
         common.page_end(params)
         return None
     return sel, x
+
+
+def holdout_slider(help: str | None = None) -> float:
+    """The held-out fraction of the tokens (the methods pages share it through the link), read back."""
+    st.select_slider("Held-out fraction of the tokens", M.HOLDOUTS, key=state.bind(M.HOLDOUT),
+                     format_func=lambda f: f"{f:.0%}", help=help)
+    return state.commit(M.HOLDOUT)
