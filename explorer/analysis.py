@@ -14,9 +14,9 @@ Split in two so a widget change recomputes only what depends on the format:
 Speed (a widget change reruns this): the fast path (explorer.fast_paths.quantize_fast, bit-identical to the
 reference) hands each chunk of ~128K weights (W and Ŵ in float32) to explorer.analysis_blocks.LayerReducer
 while the chunk is still in the L2 cache, which reduces it with a few vectorized passes: sums of W Ŵ and Ŵ^2
-from the cached sums of W^2 plus one sum of W (Ŵ - W) per row (MetricSums.add_rows), counts as sums of float
-0/1 comparisons, max-pooling as a running max and min over each window's rows; Ŵ and the error never exist at
-W's size. Clip counts look only inside spans whose cached extremes pass their bounds; histograms count float
+from the cached sums of W^2 plus one dot product W . (Ŵ - W) per chunk (analysis_blocks.products), counts as
+sums of float 0/1 comparisons, max-pooling as a running max of the squared error over each window's rows (exact:
+analysis_blocks.pool_squares_exact); Ŵ and the error never exist at W's size. Clip counts look only inside spans whose cached extremes pass their bounds; histograms count float
 bit patterns (explorer.histogram.CellCounts: no range needed upfront, no merges). Every metric, count,
 per-channel error and heatmap covers every weight. The three format-dependent histograms (code space, error,
 relative error) cost ~20 passes per counted weight, so above HIST_WEIGHTS weights they are taken over 1 in
@@ -76,6 +76,7 @@ class WeightStats:
     pool: tuple[int, int]
     row_sq: torch.Tensor        # [out] float64: sum of W^2 per row (float32 sums along the row)
     zeros: int                  # weights exactly 0
+    small: int                  # non-zero weights with |W| < SMALL_WEIGHT (conservatively: or W = -SMALL_WEIGHT)
     extremes: torch.Tensor      # [2] min and max of W, in W's dtype
     span_min: torch.Tensor | None  # [out, in / 16] float32 min of W per 16 inputs (None unless 16 divides in)
     span_max: torch.Tensor | None
@@ -181,8 +182,10 @@ def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256
     if x is not None:
         wf = w.float()
         out_sq = sum(float((x[t:t + 4096].float() @ wf.T).double().square().sum()) for t in range(0, len(x), 4096))
+    zeros = out * n_in - nnz
     return WeightStats((out, n_in), w.dtype, bins, cells.histogram(max(-lo, hi), bins),
-                       torch.cat(pooled).cpu().numpy(), (fy, fx), row_sq, out * n_in - nnz, extremes,
+                       torch.cat(pooled).cpu().numpy(), (fy, fx), row_sq, zeros,
+                       cells.nonzero_below(B.SMALL_WEIGHT, zeros), extremes,
                        s_min, s_max, 0 if x is None else int(x.shape[0]), out_sq)
 
 
@@ -203,7 +206,9 @@ def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = Non
     w = w.contiguous()  # Clips views rows as spans (a copy only for a strided view)
     clips = B.Clips(w, spec, span, stats)
     reducer = B.LayerReducer(w, stats, clips, x)
-    _, result = quantize_fast(w, spec, chunk_elements=B.CHUNK_WEIGHTS, with_result=True, codes=False, sink=reducer)
+    known = stats.extremes_per(span) if clips.cached else None  # the scales' statistics, without a pass over W
+    _, result = quantize_fast(w, spec, chunk_elements=B.CHUNK_WEIGHTS, with_result=True, codes=False, sink=reducer,
+                              extremes=known)
     reducer.flush()
     hists = B.Histograms(w, spec, span, k, bins, stats.extremes)
     err_pooled = reducer.err_pooled()
@@ -212,8 +217,8 @@ def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = Non
     # Round-to-nearest maps 0 to 0 in every format (tests/test_quantize.py), so a zero W has a zero error and
     # (Ŵ == 0) & (W != 0) counts zeros(Ŵ) - zeros(W).
     zeroed = (out * n_in - reducer.nonzero_hat) - stats.zeros
-    sums.add_rows(stats.row_sq, reducer.row_xe.double(), reducer.row_e2.double(), out * n_in, max_err,
-                  clips.total(result), zeroed)
+    cross, hat = (torch.tensor([v], dtype=torch.float64) for v in B.products(w, spec, reducer, stats.row_sq))
+    sums.add_rows(stats.row_sq, cross, hat, reducer.row_e2.double(), out * n_in, max_err, clips.total(result), zeroed)
     row_e2, col_e2, num, exact = reducer.row_e2, reducer.col_e2, reducer.num, out * n_in - reducer.nonzero_err
     fy, fx = stats.pool
     return LayerAnalysis(

@@ -31,6 +31,7 @@ HEATMAP_CELLS = 192            # max rows and columns of a pooled heatmap
 CHUNK_WEIGHTS = 1 << 17        # weights per chunk of rows: quantized and reduced while in the L2 cache
 BLOCK_WEIGHTS = 1 << 20        # weights per batch of staged rows (sampled histograms, output error, clip gathers)
 POOL_BATCH = 32                # heatmap windows whose max and min are kept before their columns are pooled
+SMALL_WEIGHT = 2.0 ** -37      # below it, |Ŵ - W| may have a subnormal square (see pool_squares_exact)
 EXTREMES_SPAN = 16             # WeightStats keeps min and max per 16 inputs: any multiple (groups, blocks) follows
 
 
@@ -40,15 +41,21 @@ class LayerReducer:
     max-pooled |Ŵ - W| heatmap and clip counts (and, with inputs X, staged for ||X (Ŵ - W)^T||). The error is
     written over Ŵ's chunk buffer, with the chunk's free work buffer as scratch: nothing of W's size is written.
     Ops on a chunk that fits in L2 run ~4x faster here than on blocks of a few MB (sub / mul on 11 x 11008 rows vs
-    88: 5 vs 21 ms per 45M weights, one thread)."""
+    88: 5 vs 21 ms per 45M weights, one thread), so each pass counts: sums of products are dot products over
+    the chunk (read-only passes; the metrics need only their totals), and the heatmap pools the squared error
+    already computed for the per-row and per-column sums."""
 
     def __init__(self, w: torch.Tensor, stats: WeightStats, clips: Clips, x: torch.Tensor | None):
         out, n_in = w.shape
         dev = w.device
         self.out, self.n_in, (self.fy, self.fx) = out, n_in, stats.pool
-        self.row_e2, self.row_xe = torch.empty(out, device=dev), torch.empty(out, device=dev)
+        self.row_e2, self.dot = torch.empty(out, device=dev), 0.0
         self.col_e2 = torch.zeros(n_in, dtype=torch.float64, device=dev)
-        self.col = torch.empty(n_in, device=dev)
+        self.col, self.seg = torch.empty(n_in, device=dev), torch.empty(n_in, device=dev)
+        # max |e| = sqrt(max e^2) exactly while e^2 is a normal float32 (|e| in [2^-63, 2^64): sqrt(fl(e^2)) = |e|
+        # holds for every float32 in a binade of each parity, tests/test_analysis.py). A non-zero error is at
+        # least 2^-25 |W| (proof in pool_squares_exact), so no W below SMALL_WEIGHT and none above 2^60 suffice.
+        self.squared = pool_squares_exact(stats)
         windows = -(-out // self.fy)
         self.ext, self.batch0 = torch.empty(2, min(POOL_BATCH, windows), n_in, device=dev), 0  # see _pool
         self.e_pool: list[torch.Tensor] = []
@@ -58,43 +65,48 @@ class LayerReducer:
 
     def __call__(self, r0: int, x: torch.Tensor, w_hat: torch.Tensor, scales: torch.Tensor,
                  zeros: torch.Tensor | None, tmp: torch.Tensor) -> None:
-        n = len(x)
+        n = x.shape[0]
         # Counts as sums of a float 0/1 comparison (a vectorized compare, unlike one into bool): exact up to 2^24.
         wide = None if x.numel() < 1 << 24 else torch.float64
         self.nonzero_hat += int(torch.ne(w_hat, 0, out=tmp).sum(dtype=wide))
         err = torch.sub(w_hat, x, out=w_hat)  # Ŵ's buffer is the sink's to overwrite; a third buffer would leave L2
         self.nonzero_err += int(torch.ne(err, 0, out=tmp).sum(dtype=wide))
+        self.dot += _dot(x, err, tmp)
         e2 = torch.mul(err, err, out=tmp)
         torch.sum(e2, 1, out=self.row_e2[r0:r0 + n])
         self.col_e2.add_(torch.sum(e2, 0, out=self.col))
-        torch.sum(torch.mul(x, err, out=tmp), 1, out=self.row_xe[r0:r0 + n])  # Σ W (Ŵ - W) per row
-        self._pool(r0, err)
+        self._pool(r0, e2 if self.squared else err)
         self.clips.add(x, scales, zeros)
         if self.x is not None:
             self._stage(err)
 
-    def _pool(self, r0: int, err: torch.Tensor) -> None:
-        """Max and min over the rows of each window of fy rows, a chunk's part of it at a time, kept per window
-        in a batch of POOL_BATCH windows; a finished batch becomes rows of the heatmap: max(max, -min) over
-        windows of fx columns, pooled for the whole batch at once."""
-        r1, s = r0 + len(err), r0
+    def _pool(self, r0: int, a: torch.Tensor) -> None:
+        """Max over the rows of each window of fy rows, a chunk's part of it at a time, kept per window in a batch
+        of POOL_BATCH windows (of e^2, or of e and -e where e^2 may be inexact); a finished batch becomes rows of
+        the heatmap: max over windows of fx columns, pooled for the whole batch at once."""
+        r1, s = r0 + a.shape[0], r0
         while s < r1:
             w0 = s - s % self.fy
             w1 = min(w0 + self.fy, self.out)
             e = min(r1, w1)
-            seg, j = err[s - r0:e - r0], w0 // self.fy - self.batch0
+            seg, j = a[s - r0:e - r0], w0 // self.fy - self.batch0
             hi, lo = self.ext[0, j], self.ext[1, j]
             if s == w0:
                 torch.amax(seg, 0, out=hi)
-                torch.amin(seg, 0, out=lo)
+                if not self.squared:
+                    torch.amin(seg, 0, out=lo)
             else:
-                torch.maximum(hi, seg.amax(0), out=hi)
-                torch.minimum(lo, seg.amin(0), out=lo)
+                torch.maximum(hi, torch.amax(seg, 0, out=self.seg), out=hi)
+                if not self.squared:
+                    torch.minimum(lo, torch.amin(seg, 0, out=self.seg), out=lo)
             if e == w1 and (j == len(self.ext[0]) - 1 or w1 == self.out):
-                ext = self.ext[:, :j + 1]
-                ext[1].neg_()
-                pooled = F.max_pool1d(ext, self.fx, self.fx, ceil_mode=True)
-                self.e_pool.append(torch.maximum(pooled[0], pooled[1]))
+                if self.squared:
+                    self.e_pool.append(F.max_pool1d(self.ext[0, :j + 1], self.fx, self.fx, ceil_mode=True).sqrt_())
+                else:
+                    ext = self.ext[:, :j + 1]
+                    ext[1].neg_()
+                    pooled = F.max_pool1d(ext, self.fx, self.fx, ceil_mode=True)
+                    self.e_pool.append(torch.maximum(pooled[0], pooled[1]))
                 self.batch0 += j + 1
             s = e
 
@@ -119,6 +131,45 @@ class LayerReducer:
 
     def err_pooled(self) -> np.ndarray:
         return torch.cat(self.e_pool).cpu().numpy()
+
+
+def products(w: torch.Tensor, spec: QuantSpec, reducer: LayerReducer, row_sq: torch.Tensor) -> tuple[float, float]:
+    """(sum W Ŵ, sum Ŵ^2) over W [out, in], after the reducer's pass, given sum W^2 per row. Where Ŵ is close to W
+    they are W^2 + W e and W^2 + 2 W e + e^2 (e = Ŵ - W), the small terms summed directly, so 1 - cosine keeps
+    its digits (a float32 sum of W Ŵ is off by ~1e-7 of itself, as much as 1 - cosine of an INT8 layer). Where Ŵ
+    is far smaller than W (weights beyond a scale's range, or below its step) those cancel to noise: then a
+    second pass sums W Ŵ and Ŵ^2 directly."""
+    sig = float(row_sq.sum())
+    hat = sig + 2 * reducer.dot + float(reducer.row_e2.double().sum())
+    if hat >= sig / 4:
+        return sig + reducer.dot, hat
+    sums = [0.0, 0.0]
+
+    def direct(r0, x, w_hat, scales, zeros, tmp):
+        sums[0] += _dot(x, w_hat, tmp)
+        sums[1] += _dot(w_hat, w_hat, tmp)
+
+    quantize_fast(w, spec, chunk_elements=CHUNK_WEIGHTS, codes=False, sink=direct)
+    return sums[0], sums[1]
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor, tmp: torch.Tensor) -> float:
+    """sum a b over a chunk [rows, in] float32: one BLAS dot product (a read of both, no write), or a product
+    into tmp and its sum for the strided views of rows padded to whole groups."""
+    if a.is_contiguous() and b.is_contiguous():
+        return float(torch.vdot(a.view(-1), b.view(-1)))
+    return float(torch.mul(a, b, out=tmp).sum())
+
+
+def pool_squares_exact(stats: WeightStats) -> bool:
+    """Whether every non-zero |Ŵ - W| of a round-to-nearest Ŵ has a normal float32 square (|e| in [2^-63, 2^64)),
+    so that max |e| = sqrt(max e^2) exactly: no non-zero |W| below SMALL_WEIGHT = 2^-37 and none above 2^60.
+    Why: 0 is on every grid and Ŵ is a nearest point, so W = 0 gives e = 0 and otherwise |Ŵ| <= 2 |W| (+ scale
+    rounding), |e| <= 3 |W| < 2^62. For e != 0 with p = 2^(floor(log2 |W|) - 1) >= |W| / 4: if |Ŵ| < |W| / 2
+    then |e| > |W| / 2; else Ŵ and W are both >= p in magnitude, so multiples of p 2^-23, and so is e, |e| >=
+    p 2^-23 >= 2^-25 |W| >= 2^-62."""
+    lo, hi = (float(v) for v in stats.extremes.float())
+    return stats.small == 0 and max(-lo, hi) <= 2.0 ** 60
 
 
 class Clips:

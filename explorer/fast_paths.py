@@ -50,8 +50,9 @@ from explorer.specs import Granularity, Kind, QuantSpec, ScaleEncoding
 Sink = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None", torch.Tensor], None]
 
 def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 17,
-                  with_result: bool = False, codes: bool = True,
-                  sink: Sink | None = None) -> tuple[torch.Tensor | None, Q.QuantResult | None]:
+                  with_result: bool = False, codes: bool = True, sink: Sink | None = None,
+                  extremes: tuple[torch.Tensor, torch.Tensor] | None = None
+                  ) -> tuple[torch.Tensor | None, Q.QuantResult | None]:
     """(Ŵ [out, in] in w's dtype, the QuantResult when with_result) for a checked W [out, in].
 
     Ŵ equals dequantize(quantize(w, spec)) and the QuantResult equals quantize(w, spec), bit for bit.
@@ -67,6 +68,10 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
     Per-tensor statistics come from one whole-tensor pass first, NVFP4's block absmax (whose largest sets the
     tensor scale) from a first pass over the chunks, so each chunk uses the scale the reference path would; a
     NaN/Inf anywhere shows up in the statistics and raises ValueError.
+    extremes: W's (min, max) per span [out, n_spans] float32, known already (explorer.analysis caches them per
+    tensor: WeightStats.extremes_per), for a span that divides in; the statistics behind every scale (absmax,
+    range; per tensor: their min and max) then come from them, exact, and no pass over W or a chunk takes them.
+    The caller vouches that they are W's and finite.
     """
     fmt = spec.format
     out_rows, n_in = w.shape
@@ -82,10 +87,15 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
             raise RuntimeError("a code book without cell tables has no chunked path")
         return _reference_chunks(w, spec, chunk_elements), (Q.quantize(w, spec) if with_result else None)
 
+    if extremes is not None and (n_in % span_len or tuple(extremes[0].shape) != (out_rows, n_spans)
+                                 or tuple(extremes[1].shape) != (out_rows, n_spans)):
+        raise ValueError(f"extremes of shapes {[tuple(e.shape) for e in extremes]} do not fit W {tuple(w.shape)} "
+                         f"in spans of {span_len}; allowed: two [out, in / span] tensors for a span dividing in")
     tensor_values = None
     if tensor_wide:
         v = w.float() if w.dtype in (torch.float8_e4m3fn, torch.float8_e5m2) else w
-        lo, hi = (m.float().reshape(1, 1, 1) for m in torch.aminmax(v))  # exact in any float dtype; one pass
+        lo, hi = ((m.float().reshape(1, 1, 1) for m in torch.aminmax(v)) if extremes is None  # exact; one pass
+                  else (extremes[0].amin().reshape(1, 1, 1), extremes[1].amax().reshape(1, 1, 1)))
         _check_finite((lo, hi))
         stats = (lo.clamp(max=0), hi.clamp(min=0)) if not spec.symmetric else torch.maximum(-lo, hi)
         tensor_values = _TensorScales(stats, spec)
@@ -122,6 +132,7 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
     works = [K.Work(x, t, f, i, n_in)]
     if last != rows:
         works.append(K.Work(*(b[:last] if b is not None else None for b in (x, t, f, i)), n_in))
+    known = None if extremes is None or tensor_wide else [e.unsqueeze(-1).split(rows) for e in extremes]
 
     def work(k: int) -> K.Work:
         """Chunk k's tensors, its input converted to float32 first unless W is used in place."""
@@ -131,14 +142,17 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
         else:
             wk.x_rows.copy_(w_chunks[k])  # one conversion copy (bf16/fp16 -> float32)
         wk.codes = code_chunks[k] if code_chunks is not None else None
+        if known is not None:
+            wk.lo, wk.hi = known[0][k], known[1][k]
         return wk
 
     parts: dict[str, list] = {"scales": [], "zeros": [], "scale_codes": []}
     tensor_scale = None
     scale_plan = _ScalePlan(spec, w.device) if not fmt.is_block else None
     if fmt.scale_encoding is ScaleEncoding.E4M3:
+        amax = None if known is None else torch.maximum(extremes[0].abs(), extremes[1].abs()).unsqueeze(-1)
         scales_all, safe_all, codes_all, tensor_scale = BL.nvfp4_scales(work, len(w_chunks), rows, out_rows, n_spans,
-                                                                      w.device, with_result)
+                                                                      w.device, with_result, amax)
         scales_all_2d = scales_all.squeeze(-1)
         parts["scales"] = [scales_all.squeeze(-1)]
         parts["scale_codes"] = [codes_all.squeeze(-1)] if with_result else []
@@ -265,11 +279,11 @@ def _chunk_scales(wk: K.Work, plan: _ScalePlan, with_result: bool):
     that needs no bound (_ScalePlan.unbounded) the range is None and the lookup catches NaN/Inf instead."""
     xs = wk.xs
     if plan.symmetric:
-        amax = torch.abs(xs, out=wk.ts).amax(-1, keepdim=True)
+        amax = torch.abs(xs, out=wk.ts).amax(-1, keepdim=True) if wk.hi is None else wk.absmax()
         width = amax
     else:
-        lo = xs.amin(-1, keepdim=True).clamp_(max=0)
-        hi = xs.amax(-1, keepdim=True).clamp_(min=0)
+        lo = (xs.amin(-1, keepdim=True) if wk.lo is None else wk.lo.clone()).clamp_(max=0)
+        hi = (xs.amax(-1, keepdim=True) if wk.hi is None else wk.hi.clone()).clamp_(min=0)
         width = hi - lo  # > 0 exactly when hi > lo (lo <= 0 <= hi)
     if plan.top != 1.0:
         scale = torch.div(width, plan.top_k).clamp_(plan.smallest, plan.largest)

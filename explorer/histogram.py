@@ -159,6 +159,20 @@ class CellCounts:
         t.add_(b).bitwise_right_shift_(self.shift).bitwise_and_(self.cells - 1)
         self.counts += torch.bincount(t.view(-1), minlength=self.cells)
 
+    def nonzero_below(self, v: float, zeros: int) -> int:
+        """Non-zero values with |x| < v counted (v a power of two, 2^-126 <= v <= 2^127), given `zeros`, the
+        number of +-0.0 added. Conservative: a negative cell holds magnitudes (a, b], so x = -v counts too."""
+        m, e = math.frexp(v)
+        if m != 0.5 or not -125 <= e <= 128:
+            raise ValueError(f"v={v!r} is not allowed; allowed: a power of two in [2^-126, 2^127]")
+        limit = int(np.float32(v).view(np.int32)) >> self.shift  # v's bit pattern is a multiple of 2^shift
+        counts = self.counts.cpu()
+        half = self.cells // 2
+        positive = int(counts[:limit].sum())  # +0.0 and the positives below v
+        negative = int(counts[half:half + limit].sum())  # magnitudes up to v
+        minus_zero = int(counts[half - 1])  # -0.0 wraps to the last positive cell (see the class docstring)
+        return positive + negative - (zeros - minus_zero)
+
     def histogram(self, amax: float, bins: int = 256) -> Histogram:
         """The signed histogram(x, bins) of every value added, given amax = max|x| over them (exact)."""
         if bins < 2 or bins & (bins - 1) or bins > 1 << (self.mantissa_bits + 1):

@@ -94,18 +94,17 @@ class MetricSums:
         self.zeroed += zeroed
         self.count += x.numel()
 
-    def add_rows(self, sig_rows: torch.Tensor, dot_rows: torch.Tensor, err2_rows: torch.Tensor, count: int,
-                 max_err: float, clipped: int, zeroed: int) -> None:
-        """`count` weights in rows given by their sums [rows] float64 (each a float32 sum along the row):
-        sig_rows = sum W^2, dot_rows = sum W (Ŵ - W), err2_rows = sum (Ŵ - W)^2; their max |Ŵ - W| and counts.
-        sum W Ŵ and sum Ŵ^2 follow: W Ŵ = W^2 + W (Ŵ - W), Ŵ^2 = W^2 + 2 W (Ŵ - W) + (Ŵ - W)^2, each term as
-        accurate as the direct sums (explorer.analysis caches sum W^2 per row: a new format costs one sum, not
-        three)."""
-        sig, dot, noise = float(sig_rows.sum()), float(dot_rows.sum()), float(err2_rows.sum())
-        self.sig += sig
-        self.cross += sig + dot
-        self.hat += sig + 2 * dot + noise
-        self.noise += noise
+    def add_rows(self, sig_rows: torch.Tensor, cross_rows: torch.Tensor, hat_rows: torch.Tensor,
+                 err2_rows: torch.Tensor, count: int, max_err: float, clipped: int, zeroed: int) -> None:
+        """`count` weights given by partial sums, float64 tensors of float32 sums (along a row, or a dot product
+        over a chunk of rows): sig_rows = sum W^2, cross_rows = sum W Ŵ, hat_rows = sum Ŵ^2, err2_rows =
+        sum (Ŵ - W)^2; their max |Ŵ - W| and counts. Each sum is taken directly: deriving W Ŵ and Ŵ^2 from W^2 and
+        W (Ŵ - W) cancels to noise (or below zero) where Ŵ is far smaller than W (weights beyond an FP16 scale's
+        range, or below its smallest step)."""
+        self.sig += float(sig_rows.sum())
+        self.cross += float(cross_rows.sum())
+        self.hat += float(hat_rows.sum())
+        self.noise += float(err2_rows.sum())
         self.max_err = max(self.max_err, max_err)
         self.clipped += clipped
         self.zeroed += zeroed

@@ -328,3 +328,37 @@ def test_a_strided_view_gives_the_analysis_of_its_copy():
     a, b = analyze_layer(w, spec), analyze_layer(w.contiguous(), spec)
     assert a.metrics == b.metrics and np.array_equal(a.error_hist.counts, b.error_hist.counts)
     assert np.array_equal(a.scaled_hist.counts, b.scaled_hist.counts) and np.array_equal(a.row_mse, b.row_mse)
+
+
+def test_the_square_root_of_a_normal_square_is_the_magnitude_for_every_float32():
+    # analysis_blocks.LayerReducer pools e^2 and takes sqrt: exact while e^2 is normal. Scaling e by 2 scales e^2 by
+    # 4 exactly, so the binades [1, 2) and [2, 4) stand for every e with |e| in [2^-63, 2^64).
+    mantissas = torch.arange(0, 1 << 23, dtype=torch.int32)
+    for one in (1.0, 2.0):
+        e = (mantissas + torch.tensor(one).view(torch.int32)).view(torch.float32)
+        assert torch.equal(torch.sqrt(e * e), e)
+    e = torch.tensor([2.0 ** -63, -(2.0 ** 63) * 1.9999999])
+    assert torch.equal(torch.sqrt(e * e), e.abs())
+    assert float(torch.sqrt(torch.tensor(2.0 ** -64 * 1.3) ** 2)) != 2.0 ** -64 * 1.3  # a subnormal square: inexact
+
+
+@pytest.mark.parametrize("scale, squared", [(1.0, True), (2.0 ** -80, False), (2.0 ** 64, False), (None, False)])
+@pytest.mark.parametrize("spec", [make_spec("int4", "group", 32), make_spec("fp8_e4m3", "tensor"), make_spec("mxfp4")],
+                         ids=lambda s: s.label)
+def test_pooled_errors_are_exact_for_tiny_and_huge_weights(monkeypatch, spec, scale, squared):
+    """The heatmap pools e^2 only where pool_squares_exact proves sqrt(max e^2) = max |e|; tiny or huge weights
+    (and one tiny weight among normal ones: scale None) take the max and min of e instead. Both equal the
+    definition bit for bit."""
+    import explorer.analysis_blocks as analysis_blocks
+    from explorer.analysis import weight_stats
+    monkeypatch.setattr(analysis_blocks, "CHUNK_WEIGHTS", 1 << 11)  # windows across chunks
+    w = _w(203, 224, seed=5)
+    if scale is None:
+        w[7, 9] = 3e-12  # below SMALL_WEIGHT = 2^-37
+    else:
+        w = w * scale
+    stats = weight_stats(w)
+    assert analysis_blocks.pool_squares_exact(stats) is squared
+    a, ref = analyze_layer(w, spec, stats=stats), _reference(w, spec, 1)
+    assert np.array_equal(a.err_pooled, ref["epool"]) and a.metrics.max_abs_error == ref["max"]
+    assert (a.exact_frac, a.metrics.zeroed_frac) == (ref["exact"], ref["zeroed"])

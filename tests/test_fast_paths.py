@@ -13,10 +13,10 @@ import torch
 
 from explorer import FORMATS, Kind, format_names, make_spec
 from explorer.compare import all_specs
-from explorer.specs import ScaleDType
+from explorer.specs import Granularity, ScaleDType
 from explorer.fast_kernels import MINIFLOATS, codebook_tables
 from explorer.fast_paths import quantize_fast
-from explorer.quantize import dequantize, fake_quantize, quantize
+from explorer.quantize import dequantize, fake_quantize, quantize, span_of
 
 
 SPECS = list(dict.fromkeys(s for d in ScaleDType for s in all_specs(32, d)))  # and every scale dtype (blocks: once)
@@ -101,6 +101,49 @@ def _check_sink(w, spec, chunk, ref, ref_hat):
         assert (zeros is None) == (ref.zeros is None)
         if zeros is not None:
             assert_same(zeros, ref.zeros[rows], "sink zeros")
+
+
+def _extremes(w: torch.Tensor, spec) -> tuple[torch.Tensor, torch.Tensor]:
+    """W's min and max per span [out, n_spans] float32, by definition."""
+    span = w.shape[1] if spec.granularity is Granularity.TENSOR else span_of(spec, w.shape[1])
+    v = w.float().view(w.shape[0], -1, span)
+    return v.amin(-1), v.amax(-1)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.label} {s.scale_dtype.value}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_known_extremes_give_the_same_bits(spec, dtype):
+    """Scales from W's known min and max per span (explorer.analysis passes its cached ones) instead of a pass:
+    the same Ŵ, codes, scales, zero points and scale codes, with and without a sink."""
+    w = hard_weights(n_in=192).to(dtype)  # spans divide the row
+    ref = quantize(w, spec)
+    ref_hat = dequantize(ref)
+    ext = _extremes(w, spec)
+    kept = [e.clone() for e in ext]
+    for chunk in (999, 1 << 17):
+        w_hat, res = quantize_fast(w, spec, chunk, with_result=True, extremes=ext)
+        assert_same(w_hat, ref_hat, f"Ŵ chunk={chunk}")
+        for name in ("codes", "scales", "zeros", "scale_codes"):
+            a, b = getattr(res, name), getattr(ref, name)
+            assert (a is None) == (b is None), name
+            if b is not None:
+                assert_same(a, b, name)
+        assert res.tensor_scale == ref.tensor_scale
+        got = []
+        quantize_fast(w, spec, chunk, with_result=True, codes=False, extremes=ext,
+                      sink=lambda r0, x, h, s, z, _: got.append(h.clone()))
+        assert_same(torch.cat(got), ref_hat.float(), f"sink Ŵ, chunk={chunk}")
+    assert all(torch.equal(a, b) for a, b in zip(ext, kept))  # not mutated
+
+
+def test_extremes_of_the_wrong_shape_are_refused():
+    w = hard_weights(n_in=192)
+    lo, hi = _extremes(w, make_spec("int4", "group", 32))
+    for bad in ((lo[:, :3], hi[:, :3]), (lo[:5], hi[:5]), (lo, hi[:, :2])):
+        with pytest.raises(ValueError, match=r"do not fit W \(24, 192\) in spans of 32; allowed: two \[out, in / span\]"):
+            quantize_fast(w, make_spec("int4", "group", 32), extremes=bad)
+    with pytest.raises(ValueError, match=r"in spans of 32; allowed"):  # a padded last group has no such spans
+        quantize_fast(hard_weights(n_in=200), make_spec("int4", "group", 32), extremes=(lo, hi))
 
 
 def _around(values: torch.Tensor) -> torch.Tensor:

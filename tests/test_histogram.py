@@ -95,3 +95,18 @@ def test_cell_counts_bad_arguments():
     with pytest.raises(ValueError, match="mantissa_bits=20 is not allowed"):
         CellCounts(mantissa_bits=20)
     assert CellCounts(mantissa_bits=9).histogram(1.0, 1024).bins == 1024
+
+
+def test_cell_counts_count_non_zero_values_below_a_power_of_two():
+    v = 2.0 ** -37
+    x = torch.tensor([0.0, -0.0, 0.0, 2.0 ** -40, -(2.0 ** -40), v, 1e-45, -1e-45, 1.0, -3.0, v * 1.0001, v * 0.9999])
+    c = CellCounts()
+    c.add(x)
+    truth = int(((x.abs() < v) & (x != 0)).sum())
+    assert c.nonzero_below(v, zeros=3) == truth == 5
+    c.add(torch.tensor([-v]))  # a negative cell holds magnitudes (a, b]: -v is counted, conservatively
+    assert c.nonzero_below(v, zeros=3) == 6
+    assert c.nonzero_below(2.0 ** -126, zeros=3) == 2 and c.nonzero_below(2.0 ** 127, zeros=3) == 10
+    for bad in (3.0, 2.0 ** -127, 0.0):
+        with pytest.raises(ValueError, match=r"is not allowed; allowed: a power of two in \[2\^-126, 2\^127\]"):
+            c.nonzero_below(bad, zeros=0)

@@ -77,10 +77,25 @@ def test_metric_sums_from_row_sums_equal_the_direct_sums():
     err = w_hat - w
     direct, rows = MetricSums(), MetricSums()
     direct.add(w, w_hat, err, (err * err).sum(1), 3, 5)
-    rows.add_rows((w * w).sum(1).double(), (w * err).sum(1).double(), (err * err).sum(1).double(), w.numel(),
-                  float(err.abs().max()), 3, 5)
+    rows.add_rows((w * w).sum(1).double(), (w * w_hat).sum(1).double(), (w_hat * w_hat).sum(1).double(),
+                  (err * err).sum(1).double(), w.numel(), float(err.abs().max()), 3, 5)
     a, b = direct.metrics(spec, tuple(w.shape)), rows.metrics(spec, tuple(w.shape))
     for name, value in a.as_dict().items():
         assert getattr(b, name) == pytest.approx(value, rel=1e-6, abs=1e-12), name
     assert (b.max_abs_error, b.clipped_frac, b.zeroed_frac) == (a.max_abs_error, a.clipped_frac, a.zeroed_frac)
     assert b.cosine == pytest.approx(a.cosine, abs=2e-7)
+
+
+def test_metrics_of_weights_far_beyond_the_scale_range_are_finite_and_right():
+    """Weights of ~1e12 under FP16 scales (largest 65504) clip to ~5e5: Ŵ is ~1e-7 of W, where sums of W Ŵ and
+    Ŵ^2 derived from W^2 would cancel to noise (a negative sum of squares once raised a math domain error)."""
+    from explorer.analysis import analyze_layer
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(40, 256, generator=g) * 1e12
+    spec = make_spec("int4", "group", 32)
+    w_hat = dequantize(quantize(w, spec)).double()
+    wd = w.double()
+    cos = float((wd * w_hat).sum() / (wd.norm() * w_hat.norm()))
+    m = analyze_layer(w, spec).metrics
+    assert 0.5 < cos < 1 and m.cosine == pytest.approx(cos, abs=1e-6)
+    assert m.rel_error == pytest.approx(float((w_hat - wd).norm() / wd.norm()), rel=1e-6)
