@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from explorer.fast_kernels import const
 from explorer.fast_paths import quantize_fast
 from explorer.histogram import CellCounts
 from explorer.metrics import clip_bounds, count_clipped
@@ -56,6 +57,7 @@ class LayerReducer:
         # holds for every float32 in a binade of each parity, tests/test_analysis.py). A non-zero error is at
         # least 2^-25 |W| (proof in pool_squares_exact), so no W below SMALL_WEIGHT and none above 2^60 suffice.
         self.squared = pool_squares_exact(stats)
+        self.zero = const(0.0, torch.float32, dev)  # a 0-dim operand: no scalar wrapping per call
         windows = -(-out // self.fy)
         self.ext, self.batch0 = torch.empty(2, min(POOL_BATCH, windows), n_in, device=dev), 0  # see _pool
         self.e_pool: list[torch.Tensor] = []
@@ -68,9 +70,9 @@ class LayerReducer:
         n = x.shape[0]
         # Counts as sums of a float 0/1 comparison (a vectorized compare, unlike one into bool): exact up to 2^24.
         wide = None if x.numel() < 1 << 24 else torch.float64
-        self.nonzero_hat += int(torch.ne(w_hat, 0, out=tmp).sum(dtype=wide))
+        self.nonzero_hat += int(torch.ne(w_hat, self.zero, out=tmp).sum(dtype=wide))
         err = torch.sub(w_hat, x, out=w_hat)  # Ŵ's buffer is the sink's to overwrite; a third buffer would leave L2
-        self.nonzero_err += int(torch.ne(err, 0, out=tmp).sum(dtype=wide))
+        self.nonzero_err += int(torch.ne(err, self.zero, out=tmp).sum(dtype=wide))
         self.dot += _dot(x, err, tmp)
         e2 = torch.mul(err, err, out=tmp)
         torch.sum(e2, 1, out=self.row_e2[r0:r0 + n])
@@ -99,7 +101,7 @@ class LayerReducer:
                 torch.maximum(hi, torch.amax(seg, 0, out=self.seg), out=hi)
                 if not self.squared:
                     torch.minimum(lo, torch.amin(seg, 0, out=self.seg), out=lo)
-            if e == w1 and (j == len(self.ext[0]) - 1 or w1 == self.out):
+            if e == w1 and (j == self.ext.shape[1] - 1 or w1 == self.out):
                 if self.squared:
                     self.e_pool.append(F.max_pool1d(self.ext[0, :j + 1], self.fx, self.fx, ceil_mode=True).sqrt_())
                 else:

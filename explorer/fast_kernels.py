@@ -131,10 +131,11 @@ class Work:
     """The tensors one chunk of rows works on, shaped [rows, n_spans, span_len], with the views its ops need made
     once per call (a torch call costs microseconds, as much as a small op): ts (the work buffer), f / i (float32 /
     int32 scratch) stay; per chunk: xs (its input, float32), dest (where Ŵ goes: the output rows for a float32
-    W, else ts), codes, and lo / hi: the spans' known min and max [rows, n_spans, 1] (or None: computed)."""
+    W, else ts), codes, and the spans' statistics when known (else None: computed from xs): amax (absmax) or
+    lo / hi (min clamped to <= 0, max clamped to >= 0) [rows, n_spans, 1]."""
 
     __slots__ = ("xs", "dest", "codes", "ts", "t_bits", "t_flat", "t_pool", "t_rows", "f", "f_bits", "f_flat",
-                 "i", "i_float", "i_flat", "x_rows", "lo", "hi")
+                 "i", "i_float", "i_flat", "x_rows", "amax", "lo", "hi")
 
     def __init__(self, x, ts, f, i, n_in: int):
         r, n, span = ts.shape
@@ -148,12 +149,7 @@ class Work:
         self.xs = x
         self.dest = ts
         self.codes = None
-        self.lo = self.hi = None
-
-    def absmax(self) -> torch.Tensor:
-        """The spans' absmax [rows, n_spans, 1] from their known min and max (max |x| = max(|min|, |max|), +0 for
-        a span of zeros, as abs().amax() gives)."""
-        return torch.maximum(self.lo.abs(), self.hi.abs())
+        self.amax = self.lo = self.hi = None
 
 
 def minifloat_codes(values: torch.Tensor, element: str, scratch: torch.Tensor) -> torch.Tensor:

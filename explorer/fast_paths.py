@@ -132,7 +132,14 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
     works = [K.Work(x, t, f, i, n_in)]
     if last != rows:
         works.append(K.Work(*(b[:last] if b is not None else None for b in (x, t, f, i)), n_in))
-    known = None if extremes is None or tensor_wide else [e.unsqueeze(-1).split(rows) for e in extremes]
+    known = {}  # the spans' absmax, or their min and max clamped as element_scales takes them [out, n_spans, 1]
+    if extremes is not None and not tensor_wide:
+        lo, hi = (e.unsqueeze(-1) for e in extremes)
+        if fmt.is_block or spec.symmetric:  # max |x| = max(|min|, |max|), +0 for a span of zeros as abs() gives
+            known = {"amax": torch.maximum(lo.abs(), hi.abs())}
+        else:
+            known = {"lo": lo.clamp(max=0), "hi": hi.clamp(min=0)}
+    known_chunks = [(name, t.split(rows)) for name, t in known.items()]
 
     def work(k: int) -> K.Work:
         """Chunk k's tensors, its input converted to float32 first unless W is used in place."""
@@ -142,15 +149,15 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
         else:
             wk.x_rows.copy_(w_chunks[k])  # one conversion copy (bf16/fp16 -> float32)
         wk.codes = code_chunks[k] if code_chunks is not None else None
-        if known is not None:
-            wk.lo, wk.hi = known[0][k], known[1][k]
+        for name, parts in known_chunks:
+            setattr(wk, name, parts[k])
         return wk
 
     parts: dict[str, list] = {"scales": [], "zeros": [], "scale_codes": []}
     tensor_scale = None
     scale_plan = _ScalePlan(spec, w.device) if not fmt.is_block else None
     if fmt.scale_encoding is ScaleEncoding.E4M3:
-        amax = None if known is None else torch.maximum(extremes[0].abs(), extremes[1].abs()).unsqueeze(-1)
+        amax = known.get("amax")
         scales_all, safe_all, codes_all, tensor_scale = BL.nvfp4_scales(work, len(w_chunks), rows, out_rows, n_spans,
                                                                       w.device, with_result, amax)
         scales_all_2d = scales_all.squeeze(-1)
@@ -164,7 +171,7 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
         zero = None
         if fmt.scale_encoding is ScaleEncoding.E4M3:
             BL.nvfp4_values(wk, scale_chunks[k], safe_chunks[k], n_in)
-            scales = scales_all_2d[k * rows:k * rows + len(w_chunks[k])] if sink is not None else None
+            scales = scales_all_2d[k * rows:k * rows + w_chunks[k].shape[0]] if sink is not None else None
         elif fmt.is_block:
             scales, scale_codes = BL.mx_values(wk, spec, n_in, scaled)
             scales = scales.squeeze(-1) if scaled else None
@@ -186,7 +193,7 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
         if not direct:
             out_chunks[k].copy_(wk.t_rows)  # one conversion copy back (float32 -> bf16/fp16)
         if sink is not None:
-            n = len(w_chunks[k])
+            n = w_chunks[k].shape[0]
             if direct:  # the work buffer is free once Ŵ is out: the sink's scratch, no new buffer in cache
                 x, w_hat, free = w_chunks[k].view(n, n_in), out_chunks[k].view(n, n_in), wk.t_rows
             else:  # Ŵ as stored in w's dtype, back in float32 (exact)
@@ -279,11 +286,14 @@ def _chunk_scales(wk: K.Work, plan: _ScalePlan, with_result: bool):
     that needs no bound (_ScalePlan.unbounded) the range is None and the lookup catches NaN/Inf instead."""
     xs = wk.xs
     if plan.symmetric:
-        amax = torch.abs(xs, out=wk.ts).amax(-1, keepdim=True) if wk.hi is None else wk.absmax()
+        amax = torch.abs(xs, out=wk.ts).amax(-1, keepdim=True) if wk.amax is None else wk.amax
         width = amax
     else:
-        lo = (xs.amin(-1, keepdim=True) if wk.lo is None else wk.lo.clone()).clamp_(max=0)
-        hi = (xs.amax(-1, keepdim=True) if wk.hi is None else wk.hi.clone()).clamp_(min=0)
+        if wk.lo is not None:
+            lo, hi = wk.lo, wk.hi
+        else:
+            lo = xs.amin(-1, keepdim=True).clamp_(max=0)
+            hi = xs.amax(-1, keepdim=True).clamp_(min=0)
         width = hi - lo  # > 0 exactly when hi > lo (lo <= 0 <= hi)
     if plan.top != 1.0:
         scale = torch.div(width, plan.top_k).clamp_(plan.smallest, plan.largest)
