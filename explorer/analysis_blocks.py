@@ -220,14 +220,26 @@ class Clips:
         idx = maybe.nonzero().squeeze(1)
         lo, hi = lo.expand(out, -1).reshape(-1), hi.expand(out, -1).reshape(-1)
         spans = self.w.view(-1, self.span)
-        step, count = max(1, BLOCK_WEIGHTS // self.span), 0
-        buf = torch.empty(min(step, len(idx)), self.span, device=self.w.device)
-        for i in range(0, len(idx), step):
+        # Batches that stay in L2 for their compares; bounds symmetric about 0 (a symmetric grid without zero
+        # points: lo = -hi exactly) count |v| > hi, one compare instead of two.
+        step, count = max(1, CHUNK_WEIGHTS // self.span), 0
+        gathered, flags = (torch.empty(min(step, idx.shape[0]), self.span, device=self.w.device) for _ in range(2))
+        fmt = self.spec.format
+        mirrored = (result.zeros is None and fmt.grid[0] == -fmt.grid[-1]
+                    and fmt.grid[1] - fmt.grid[0] == fmt.grid[-1] - fmt.grid[-2])
+        for i in range(0, idx.shape[0], step):
             j = idx[i:i + step]
-            v = spans.index_select(0, j).float()
-            b = buf[:len(j)]
-            count += int(torch.lt(v, lo.index_select(0, j).unsqueeze(1), out=b).sum())
-            count += int(torch.gt(v, hi.index_select(0, j).unsqueeze(1), out=b).sum())
+            n = j.shape[0]
+            if spans.dtype == torch.float32:
+                v = torch.index_select(spans, 0, j, out=gathered[:n])
+            else:
+                v = gathered[:n].copy_(spans.index_select(0, j))
+            b = flags[:n]
+            if mirrored:
+                count += int(torch.gt(v.abs_(), hi.index_select(0, j).unsqueeze(1), out=b).sum())
+            else:
+                count += int(torch.lt(v, lo.index_select(0, j).unsqueeze(1), out=b).sum())
+                count += int(torch.gt(v, hi.index_select(0, j).unsqueeze(1), out=b).sum())
         return count
 
 

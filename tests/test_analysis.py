@@ -362,3 +362,27 @@ def test_pooled_errors_are_exact_for_tiny_and_huge_weights(monkeypatch, spec, sc
     a, ref = analyze_layer(w, spec, stats=stats), _reference(w, spec, 1)
     assert np.array_equal(a.err_pooled, ref["epool"]) and a.metrics.max_abs_error == ref["max"]
     assert (a.exact_frac, a.metrics.zeroed_frac) == (ref["exact"], ref["zeroed"])
+
+
+@pytest.mark.parametrize("spec", [make_spec("int4", "group", 32), make_spec("nf4", "group", 64), make_spec("mxfp4"),
+                                  make_spec("int8", "group", 32, symmetric=False), make_spec("fp8_e4m3", "channel"),
+                                  make_spec("int4", "group", 24)], ids=lambda s: s.label)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_clip_counts_equal_the_mask_on_both_sides(monkeypatch, spec, dtype):
+    """Scales cut to 0.45 of their value clip on both sides: the count over the spans whose extremes pass a bound
+    (mirrored bounds as |W| > hi, others as two compares; batches smaller than the spans flagged) equals the mask's."""
+    import explorer.analysis_blocks as analysis_blocks
+    from explorer.analysis import weight_stats
+    from explorer.metrics import clipped_mask
+    from explorer.quantize import QuantResult
+    monkeypatch.setattr(analysis_blocks, "CHUNK_WEIGHTS", 1 << 10)
+    w = _w(64, 192, seed=11).to(dtype)
+    r = quantize(w, spec)
+    cut = QuantResult(spec, r.codes, r.scales * 0.45, r.zeros, r.dtype, r.span, r.scale_codes, r.tensor_scale)
+    span = r.span
+    clips = analysis_blocks.Clips(w, spec, span, weight_stats(w))
+    if not clips.cached:  # spans that are not multiples of 16 take their own extremes, chunk by chunk
+        for r0 in range(0, 64, 8):
+            clips.add(w[r0:r0 + 8].float(), cut.scales[r0:r0 + 8], None if cut.zeros is None else cut.zeros[r0:r0 + 8])
+    want = int(clipped_mask(w, cut).sum())
+    assert want > 500 and clips.total(cut) == want
