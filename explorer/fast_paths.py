@@ -119,6 +119,11 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
         x = torch.zeros(shape, device=w.device) if width != n_in else torch.empty(shape, device=w.device)
     f = torch.empty(shape, device=w.device) if book is not None else None
     i = torch.empty(shape, dtype=torch.int32, device=w.device) if book is not None or minifloat else None
+    if sink is not None and direct:  # the one-chunk output is free until Ŵ is written: a scratch buffer less in L2
+        if f is not None:
+            f = out.view(shape)
+        elif i is not None:
+            i = out.view(torch.int32).view(shape)
     t = torch.empty(shape, device=w.device)
     split = (lambda a: a.view(out_rows, n_spans, span_len).split(rows)) if direct else (lambda a: a.split(rows))
     w_chunks = split(w)
