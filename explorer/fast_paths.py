@@ -203,9 +203,13 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
                 x, w_hat, free = w_chunks[k].view(n, n_in), out_chunks[k].view(n, n_in), wk.t_rows
             else:  # Ŵ as stored in w's dtype, back in float32 (exact)
                 x, w_hat = wk.x_rows, (wk.t_rows if w.dtype == torch.float32 else wk.t_rows.copy_(out_chunks[k]))
-                if spare is None:
-                    spare = torch.empty(rows, n_in, device=w.device)
-                free = spare[:n]
+                done = wk.f if wk.f is not None else wk.i_float  # scratch the rounding is done with
+                if done is not None and width == n_in:
+                    free = done.view(n, n_in)
+                else:
+                    if spare is None:
+                        spare = torch.empty(rows, n_in, device=w.device)
+                    free = spare[:n]
             sink(k * rows, x, w_hat, scales, zero, free)
 
     if sink is not None:
