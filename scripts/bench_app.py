@@ -1,14 +1,14 @@
 """App latency (not a test): Layer Lab's server time per widget change, cold start to first chart, memory.
 
     OMP_NUM_THREADS=1 python scripts/bench_app.py [--formats int4,nf4,fp8_e4m3,mxfp4,nvfp4] [--big 4096x11008]
-                                                  [--runs 3]
+                                                  [--dtypes float32,bfloat16] [--runs 3]
 
 Runs the app in-process with Streamlit's AppTest (the script run a server does per rerun: widgets, the library
 call, figure building; not the browser's drawing nor the websocket), in a fresh subprocess per measurement:
 - cold start: from interpreter start to a finished first run of Layer Lab with its charts (imports, weight
   loading, the first analysis), and the process's resident memory (VmRSS) after it, bundled weights loaded;
-- first view of the seeded 4096 x 11008 layer (written to a temporary .safetensors file and opened as a local
-  path): loading it, its format-independent statistics (explorer.analysis.weight_stats, once per tensor) and the
+- first view of the seeded 4096 x 11008 layer in each of --dtypes (written to a temporary .safetensors file and
+  opened as a local path; real checkpoints ship bfloat16): loading it, its format-independent statistics (explorer.analysis.weight_stats, once per tensor) and the
   first analysis;
 - rerun: the time of `.run()` after changing the format, on the largest bundled layer and on that big layer,
   each format a fresh spec (no cache hit); then the same change again (a cache hit); --runs fresh processes
@@ -80,7 +80,9 @@ def child_rerun(formats: list[str], big: str | None) -> dict:
         folder = Path(os.environ["EXPLORER_LOCAL_DIRS"])
         g = torch.Generator().manual_seed(0)
         path = folder / "big.safetensors"
-        save_file({"model.layers.0.mlp.up_proj.weight": torch.randn(out, n_in, generator=g) * 0.02}, str(path))
+        w = (torch.randn(out, n_in, generator=g) * 0.02).to(getattr(torch, os.environ["BENCH_DTYPE"]))
+        save_file({"model.layers.0.mlp.up_proj.weight": w}, str(path))
+        del w
         at = open_page(LAB, {"src": "local", "fmt": start})
         t = time.perf_counter()
         at.text_input(key="local_path").set_value(str(path)).run()
@@ -110,7 +112,8 @@ def child_rerun(formats: list[str], big: str | None) -> dict:
             w.clone()
             clone.append(time.perf_counter() - t)
         clone = min(clone)
-    return {"layer": layer, "shape": list(shape), "first_view_s": first, "rerun_s": times, "cached_rerun_s": cached,
+    return {"layer": layer, "shape": list(shape), "dtype": os.environ.get("BENCH_DTYPE", ""), "first_view_s": first,
+            "rerun_s": times, "cached_rerun_s": cached,
             "exceptions": len(at.exception), "rss_mb": rss, "clone_s": clone}
 
 
@@ -127,6 +130,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--formats", default="int4,nf4,fp8_e4m3,mxfp4,nvfp4,int8")
     ap.add_argument("--big", default="4096x11008")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="dtypes of the big layer (torch names)")
     ap.add_argument("--runs", type=int, default=3, help="fresh processes per layer (the machine drifts)")
     ap.add_argument("--child", choices=["cold", "rerun"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -143,28 +147,31 @@ def main() -> int:
     print(f"OMP_NUM_THREADS={threads}; the app sets one torch thread per server\n")
     print(f"cold start to Layer Lab's first charts: {cold['cold_start_s']:.2f} s ({cold['charts']} charts); "
           f"RSS after it (bundled weights loaded): {cold['rss_mb']:.0f} MB")
-    runs = {"small": [], "big": []}
+    dtypes = args.dtypes.split(",")
+    runs = {"small": [], **{d: [] for d in dtypes}}
     for _ in range(args.runs):  # fresh processes: a rerun after a format change is measured once per process
         runs["small"].append(_spawn(["--child", "rerun", "--formats", args.formats], {**env, "BENCH_BIG": ""}))
-        with tempfile.TemporaryDirectory() as tmp:
-            runs["big"].append(_spawn(["--child", "rerun", "--formats", args.formats],
-                                      {**env, "BENCH_BIG": args.big, "EXPLORER_LOCAL_DIRS": tmp}))
+        for d in dtypes:
+            with tempfile.TemporaryDirectory() as tmp:
+                runs[d].append(_spawn(["--child", "rerun", "--formats", args.formats],
+                                      {**env, "BENCH_BIG": args.big, "BENCH_DTYPE": d, "EXPLORER_LOCAL_DIRS": tmp}))
     print(f"\nMedian of {args.runs} runs (fresh processes, one after the other), [min-max]:")
-    print("\n| layer | shape | " + " | ".join(formats) + " | cache hit |")
-    print("|---|---|" + "---|" * (len(formats) + 1))
+    print("\n| layer | shape | dtype | " + " | ".join(formats) + " | cache hit |")
+    print("|---|---|---|" + "---|" * (len(formats) + 1))
     for rs in runs.values():
         cell = (lambda v: f"{1e3 * statistics.median(v):.0f} ms [{1e3 * min(v):.0f}-{1e3 * max(v):.0f}]")
         cells = " | ".join(cell([r["rerun_s"][f] for r in rs]) for f in formats)
         r = rs[0]
-        print(f"| {r['layer']} | {r['shape'][0]} x {r['shape'][1]} | {cells} | "
+        print(f"| {r['layer']} | {r['shape'][0]} x {r['shape'][1]} | {r['dtype'] or 'as shipped'} | {cells} | "
               f"{cell([r['cached_rerun_s'] for r in rs])} |")
-    big = runs["big"]
-    print(f"\nfirst view of the {args.big} layer (load, weight statistics, first analysis): "
-          + ", ".join(f"{r['first_view_s']:.2f}" for r in big) + " s")
-    print(f"w.clone() of a {args.big} float32 tensor in the same processes, after the reruns (the machine's "
-          f"memory-copy speed at the time): " + ", ".join(f"{1e3 * r['clone_s']:.0f}" for r in big) + " ms")
-    print(f"RSS after the {args.big} reruns: " + ", ".join(f"{r['rss_mb']:.0f}" for r in big) + " MB; exceptions: "
-          f"{cold['exceptions'] + sum(r['exceptions'] for rs in runs.values() for r in rs)}")
+    for d in dtypes:
+        big = runs[d]
+        print(f"\n{args.big} {d}: first view (load, weight statistics, first analysis): "
+              + ", ".join(f"{r['first_view_s']:.2f}" for r in big) + " s; RSS after the reruns: "
+              + ", ".join(f"{r['rss_mb']:.0f}" for r in big) + " MB; w.clone() of a float32 layer of that shape "
+              "in the same processes, after the reruns (the machine's memory-copy speed at the time): "
+              + ", ".join(f"{1e3 * r['clone_s']:.0f}" for r in big) + " ms")
+    print(f"exceptions: {cold['exceptions'] + sum(r['exceptions'] for rs in runs.values() for r in rs)}")
     return 0
 
 
