@@ -16,8 +16,10 @@ reference) hands each chunk of ~128K weights (W and Ŵ in float32) to explorer.a
 while the chunk is still in the L2 cache, which reduces it with a few vectorized passes: sums of W Ŵ and Ŵ^2
 from the cached sums of W^2 plus one dot product W . (Ŵ - W) per chunk (analysis_blocks.products), counts as
 sums of float 0/1 comparisons, max-pooling as a running max of the squared error over each window's rows (exact:
-analysis_blocks.pool_squares_exact); Ŵ and the error never exist at W's size. Clip counts look only inside spans whose cached extremes pass their bounds; histograms count float
-bit patterns (explorer.histogram.CellCounts: no range needed upfront, no merges). Every metric, count,
+analysis_blocks.pool_squares_exact); Ŵ and the error never exist at W's size. The scales come from the cached
+extremes per span (quantize_fast(..., extremes=)), clip counts look only inside spans whose cached extremes pass
+their bounds; histograms count float bit patterns (explorer.histogram.CellCounts: no range needed upfront, no
+merges). Every metric, count,
 per-channel error and heatmap covers every weight. The three format-dependent histograms (code space, error,
 relative error) cost ~20 passes per counted weight, so above HIST_WEIGHTS weights they are taken over 1 in
 `hist_stride` rows (every k-th row, exact counts of those rows), and LayerAnalysis says so for the charts to

@@ -31,7 +31,7 @@ REL_BINS = 160
 HEATMAP_CELLS = 192            # max rows and columns of a pooled heatmap
 CHUNK_WEIGHTS = 1 << 17        # weights per chunk of rows: quantized and reduced while in the L2 cache
 BLOCK_WEIGHTS = 1 << 20        # weights per batch of staged rows (sampled histograms, output error, clip gathers)
-POOL_BATCH = 32                # heatmap windows whose max and min are kept before their columns are pooled
+POOL_BATCH = 32                # heatmap windows whose row maxima are kept before their columns are pooled
 SMALL_WEIGHT = 2.0 ** -37      # below it, |Ŵ - W| may have a subnormal square (see pool_squares_exact)
 EXTREMES_SPAN = 16             # WeightStats keeps min and max per 16 inputs: any multiple (groups, blocks) follows
 

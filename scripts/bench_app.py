@@ -8,8 +8,8 @@ call, figure building; not the browser's drawing nor the websocket), in a fresh 
 - cold start: from interpreter start to a finished first run of Layer Lab with its charts (imports, weight
   loading, the first analysis), and the process's resident memory (VmRSS) after it, bundled weights loaded;
 - first view of the seeded 4096 x 11008 layer in each of --dtypes (written to a temporary .safetensors file and
-  opened as a local path; real checkpoints ship bfloat16): loading it, its format-independent statistics (explorer.analysis.weight_stats, once per tensor) and the
-  first analysis;
+  opened as a local path; real checkpoints ship bfloat16): loading it, its format-independent statistics
+  (explorer.analysis.weight_stats, once per tensor) and the first analysis;
 - rerun: the time of `.run()` after changing the format, on the largest bundled layer and on that big layer,
   each format a fresh spec (no cache hit); then the same change again (a cache hit); --runs fresh processes
   each, reported as the median and range (the shared machine drifts 20-30% between runs: each big-layer
