@@ -16,7 +16,7 @@ reference) hands each chunk of ~128K weights (W and Ŵ in float32) to explorer.a
 while the chunk is still in the L2 cache, which reduces it with a few vectorized passes: sums of W Ŵ and Ŵ^2
 from the cached sums of W^2 plus one dot product W . (Ŵ - W) per chunk (analysis_blocks.products), counts as
 sums of float 0/1 comparisons, max-pooling as a running max of the squared error over each window's rows (exact:
-analysis_blocks.pool_squares_exact); Ŵ and the error never exist at W's size. The scales come from the cached
+analysis_blocks.squares_normal); Ŵ and the error never exist at W's size. The scales come from the cached
 extremes per span (quantize_fast(..., extremes=)), clip counts look only inside spans whose cached extremes pass
 their bounds; histograms count float bit patterns (explorer.histogram.CellCounts: no range needed upfront, no
 merges). Every metric, count,
@@ -56,8 +56,8 @@ class LayerAnalysis:
     rel_counts: np.ndarray      # histogram of log10(|Ŵ - W| / |W|) over non-zero W with non-zero error
     rel_edges: np.ndarray
     exact_frac: float           # share of weights reproduced exactly
-    row_mse: np.ndarray         # [out] per-output-channel MSE
-    col_mse: np.ndarray         # [in] per-input-channel MSE
+    row_mse: np.ndarray         # [out] per-output-channel MSE, float32 (float64 for weights whose squares leave
+    col_mse: np.ndarray         # [in] per-input-channel MSE     float32's range: analysis_blocks.squares_normal)
     w_pooled: np.ndarray        # max-pooled |W| [<= HEATMAP_CELLS, <= HEATMAP_CELLS]
     err_pooled: np.ndarray      # max-pooled |Ŵ - W|, same cells
     pool: tuple[int, int]       # (rows, columns) of W per heatmap cell, rounded up
@@ -76,7 +76,8 @@ class WeightStats:
     weight_hist: Histogram      # W, `bins` bins
     w_pooled: np.ndarray        # max-pooled |W| float32
     pool: tuple[int, int]
-    row_sq: torch.Tensor        # [out] float64: sum of W^2 per row (float32 sums along the row)
+    row_sq: torch.Tensor        # [out] float64: sum of W^2 per row (float32 sums along the row, float64 sums for
+                                # weights whose squares leave float32's range)
     zeros: int                  # weights exactly 0
     small: int                  # non-zero weights with |W| < SMALL_WEIGHT (conservatively: or W = -SMALL_WEIGHT)
     extremes: torch.Tensor      # [2] min and max of W, in W's dtype
@@ -185,9 +186,12 @@ def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256
         wf = w.float()
         out_sq = sum(float((x[t:t + 4096].float() @ wf.T).double().square().sum()) for t in range(0, len(x), 4096))
     zeros = out * n_in - nnz
+    small = cells.nonzero_below(B.SMALL_WEIGHT, zeros)
+    if small or max(-lo, hi) > B.LARGE_WEIGHT:  # squares outside float32's normal range: float64 (B.squares_normal)
+        for r0 in range(0, out, rows):
+            row_sq[r0:r0 + rows] = w[r0:r0 + rows].double().square().sum(1)
     return WeightStats((out, n_in), w.dtype, bins, cells.histogram(max(-lo, hi), bins),
-                       torch.cat(pooled).cpu().numpy(), (fy, fx), row_sq, zeros,
-                       cells.nonzero_below(B.SMALL_WEIGHT, zeros), extremes,
+                       torch.cat(pooled).cpu().numpy(), (fy, fx), row_sq, zeros, small, extremes,
                        s_min, s_max, 0 if x is None else int(x.shape[0]), out_sq)
 
 
@@ -228,7 +232,7 @@ def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = Non
         weight_hist=stats.weight_hist, scaled_hist=hists.cells_y.histogram(hists.y_amax, max(bins, 512)),
         levels=levels_of(spec), error_hist=hists.cells_e.histogram(hists.e_amax, bins), rel_counts=hists.rel.numpy(),
         rel_edges=np.linspace(*REL_LOG10_RANGE, REL_BINS + 1), exact_frac=exact / w.numel(),
-        row_mse=(row_e2 / n_in).cpu().numpy(), col_mse=(col_e2 / out).float().cpu().numpy(),
+        row_mse=(row_e2 / n_in).cpu().numpy(), col_mse=(col_e2 / out).to(row_e2.dtype).cpu().numpy(),
         w_pooled=stats.w_pooled, err_pooled=err_pooled, pool=(fy, fx),
         output_error=None if x is None else _ratio(num, stats.out_sq), tokens=stats.tokens,
         hist_stride=k, hist_weights=hists.weights,

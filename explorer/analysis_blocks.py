@@ -32,7 +32,8 @@ HEATMAP_CELLS = 192            # max rows and columns of a pooled heatmap
 CHUNK_WEIGHTS = 1 << 17        # weights per chunk of rows: quantized and reduced while in the L2 cache
 BLOCK_WEIGHTS = 1 << 20        # weights per batch of staged rows (sampled histograms, output error, clip gathers)
 POOL_BATCH = 32                # heatmap windows whose row maxima are kept before their columns are pooled
-SMALL_WEIGHT = 2.0 ** -37      # below it, |Ŵ - W| may have a subnormal square (see pool_squares_exact)
+SMALL_WEIGHT = 2.0 ** -37      # below it, |Ŵ - W| may have a subnormal square (see squares_normal)
+LARGE_WEIGHT = 2.0 ** 50       # above it, a row's sum of squares may overflow float32 (see squares_normal)
 EXTREMES_SPAN = 16             # WeightStats keeps min and max per 16 inputs: any multiple (groups, blocks) follows
 
 
@@ -50,13 +51,15 @@ class LayerReducer:
         out, n_in = w.shape
         dev = w.device
         self.out, self.n_in, (self.fy, self.fx) = out, n_in, stats.pool
-        self.row_e2, self.dot = torch.empty(out, device=dev), 0.0
+        # Squares in float32 while every one is normal and their row sums finite (squares_normal: max |e| is then
+        # sqrt(max e^2) exactly, sqrt(fl(e^2)) = |e| holding for every float32 in a binade of each parity,
+        # tests/test_analysis.py); else (weights below 2^-37 or above 2^50) squares and products in float64, and
+        # the heatmap pools e and -e.
+        self.squared = squares_normal(stats)
+        sums = torch.float32 if self.squared else torch.float64
+        self.row_e2, self.dot = torch.empty(out, dtype=sums, device=dev), 0.0
         self.col_e2 = torch.zeros(n_in, dtype=torch.float64, device=dev)
-        self.col, self.seg = torch.empty(n_in, device=dev), torch.empty(n_in, device=dev)
-        # max |e| = sqrt(max e^2) exactly while e^2 is a normal float32 (|e| in [2^-63, 2^64): sqrt(fl(e^2)) = |e|
-        # holds for every float32 in a binade of each parity, tests/test_analysis.py). A non-zero error is at
-        # least 2^-25 |W| (proof in pool_squares_exact), so no W below SMALL_WEIGHT and none above 2^60 suffice.
-        self.squared = pool_squares_exact(stats)
+        self.col, self.seg = torch.empty(n_in, dtype=sums, device=dev), torch.empty(n_in, device=dev)
         self.zero = const(0.0, torch.float32, dev)  # a 0-dim operand: no scalar wrapping per call
         windows = -(-out // self.fy)
         self.ext, self.batch0 = torch.empty(2, min(POOL_BATCH, windows), n_in, device=dev), 0  # see _pool
@@ -73,8 +76,13 @@ class LayerReducer:
         self.nonzero_hat += int(torch.ne(w_hat, self.zero, out=tmp).sum(dtype=wide))
         err = torch.sub(w_hat, x, out=w_hat)  # Ŵ's buffer is the sink's to overwrite; a third buffer would leave L2
         self.nonzero_err += int(torch.ne(err, self.zero, out=tmp).sum(dtype=wide))
-        self.dot += _dot(x, err, tmp)
-        e2 = torch.mul(err, err, out=tmp)
+        if self.squared:
+            self.dot += _dot(x, err, tmp)
+            e2 = torch.mul(err, err, out=tmp)
+        else:  # squares outside float32's normal range: float64 (a copy of the chunk; such layers are rare)
+            e2 = err.double()
+            self.dot += float(torch.mul(x.double(), e2).sum())
+            e2.square_()
         torch.sum(e2, 1, out=self.row_e2[r0:r0 + n])
         self.col_e2.add_(torch.sum(e2, 0, out=self.col))
         self._pool(r0, e2 if self.squared else err)
@@ -148,8 +156,13 @@ def products(w: torch.Tensor, spec: QuantSpec, reducer: LayerReducer, row_sq: to
     sums = [0.0, 0.0]
 
     def direct(r0, x, w_hat, scales, zeros, tmp):
-        sums[0] += _dot(x, w_hat, tmp)
-        sums[1] += _dot(w_hat, w_hat, tmp)
+        if reducer.squared:
+            sums[0] += _dot(x, w_hat, tmp)
+            sums[1] += _dot(w_hat, w_hat, tmp)
+        else:  # products outside float32's normal range (squares_normal)
+            x, w_hat = x.double(), w_hat.double()
+            sums[0] += float(torch.mul(x, w_hat).sum())
+            sums[1] += float(torch.mul(w_hat, w_hat).sum())
 
     quantize_fast(w, spec, chunk_elements=CHUNK_WEIGHTS, codes=False, sink=direct)
     return sums[0], sums[1]
@@ -163,15 +176,16 @@ def _dot(a: torch.Tensor, b: torch.Tensor, tmp: torch.Tensor) -> float:
     return float(torch.mul(a, b, out=tmp).sum())
 
 
-def pool_squares_exact(stats: WeightStats) -> bool:
-    """Whether every non-zero |Ŵ - W| of a round-to-nearest Ŵ has a normal float32 square (|e| in [2^-63, 2^64)),
-    so that max |e| = sqrt(max e^2) exactly: no non-zero |W| below SMALL_WEIGHT = 2^-37 and none above 2^60.
+def squares_normal(stats: WeightStats) -> bool:
+    """Whether every square the analysis sums (W^2, (Ŵ - W)^2, W (Ŵ - W) for a round-to-nearest Ŵ) is 0 or a
+    normal float32 and their sums along a row (up to 2^20 inputs) stay finite: no non-zero |W| below SMALL_WEIGHT
+    = 2^-37 and none above LARGE_WEIGHT = 2^50. Then max |e| = sqrt(max e^2) exactly, too.
     Why: 0 is on every grid and Ŵ is a nearest point, so W = 0 gives e = 0 and otherwise |Ŵ| <= 2 |W| (+ scale
-    rounding), |e| <= 3 |W| < 2^62. For e != 0 with p = 2^(floor(log2 |W|) - 1) >= |W| / 4: if |Ŵ| < |W| / 2
+    rounding), |e| <= 3 |W| < 2^52. For e != 0 with p = 2^(floor(log2 |W|) - 1) >= |W| / 4: if |Ŵ| < |W| / 2
     then |e| > |W| / 2; else Ŵ and W are both >= p in magnitude, so multiples of p 2^-23, and so is e, |e| >=
-    p 2^-23 >= 2^-25 |W| >= 2^-62."""
+    p 2^-23 >= 2^-25 |W| >= 2^-62 (squares >= 2^-124, and W^2 >= 2^-74; products W e likewise)."""
     lo, hi = (float(v) for v in stats.extremes.float())
-    return stats.small == 0 and max(-lo, hi) <= 2.0 ** 60
+    return stats.small == 0 and max(-lo, hi) <= LARGE_WEIGHT
 
 
 class Clips:

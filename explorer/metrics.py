@@ -156,8 +156,13 @@ def weight_metrics(w: torch.Tensor, result: QuantResult, w_hat: torch.Tensor | N
         w_hat = dequantize(result)
     sums = MetricSums()
     clipped = int(clipped_mask(w, result).sum())
+    # float32 squares underflow below ~1e-19 and row sums overflow above ~1e17: such weights take float64 (a row's
+    # sums are dominated by its largest terms, which stay normal for any absmax in [2^-20, 2^50])
+    lo, hi = (float(v) for v in torch.aminmax(w.float() if w.element_size() == 1 else w)) if w.numel() else (0, 0)
+    amax = max(-lo, hi)
+    dtype = torch.float64 if amax > 0 and not 2.0 ** -20 <= amax <= 2.0 ** 50 else torch.float32
     for r0 in range(0, w.shape[0], chunk_rows):
-        x, xh = w[r0:r0 + chunk_rows].float(), w_hat[r0:r0 + chunk_rows].float()
+        x, xh = w[r0:r0 + chunk_rows].to(dtype), w_hat[r0:r0 + chunk_rows].to(dtype)
         err = xh - x
         sums.add(x, xh, err, (err * err).sum(1), clipped if r0 == 0 else 0, count_zeroed(x, xh))
     return sums.metrics(result.spec, tuple(w.shape))

@@ -99,3 +99,22 @@ def test_metrics_of_weights_far_beyond_the_scale_range_are_finite_and_right():
     m = analyze_layer(w, spec).metrics
     assert 0.5 < cos < 1 and m.cosine == pytest.approx(cos, abs=1e-6)
     assert m.rel_error == pytest.approx(float((w_hat - wd).norm() / wd.norm()), rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-25, 1e-12, 1e20])
+def test_weight_metrics_of_tiny_and_huge_weights_follow_their_definitions(scale):
+    """Squares of 1e-25 underflow float32 (a layer zeroed by FP16 scales once showed relative error 0 and SQNR
+    inf) and row sums of 1e20^2 overflow it: such layers are summed in float64."""
+    from explorer.analysis import analyze_layer
+    from explorer.metrics import weight_metrics
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(48, 256, generator=g) * scale
+    spec = make_spec("int4", "group", 32)
+    r = quantize(w, spec)
+    wd, hd = w.double(), dequantize(r).double()
+    e = hd - wd
+    want = dict(rel_error=float(e.norm() / wd.norm()), mse=float((e * e).mean()),
+                cosine=float((wd * hd).sum() / (wd.norm() * hd.norm())) if float(hd.norm()) > 0 else 0.0)
+    for m in (weight_metrics(w, r), analyze_layer(w, spec).metrics):
+        for name, value in want.items():
+            assert getattr(m, name) == pytest.approx(value, rel=1e-6, abs=1e-7 if name == "cosine" else 0), name
