@@ -149,7 +149,11 @@ def test_heatmap_log_colour_original_indices_and_hover_values():
     pooled = np.array([[1.0, 10.0], [100.0, 0.0]], dtype=np.float32)
     f = figure_json(figs.heatmap(pooled, (2, 8), "|W|"))
     hm = f["data"][0]
-    np.testing.assert_allclose(hm["z"], [[0.0, 1.0], [2.0, -12.0]], atol=1e-6)  # log10, zero floored at 1e-12
+    np.testing.assert_allclose(hm["z"], [[0.0, 1.0], [2.0, -1.0]], atol=1e-6)  # log10, zero a decade below the least
+    tiny = figure_json(figs.heatmap(np.array([[1e-25, 1e-24], [0.0, 1e-23]], dtype=np.float32), (1, 1), "e"))
+    np.testing.assert_allclose(tiny["data"][0]["z"], [[-25.0, -24.0], [-26.0, -23.0]], atol=1e-5)  # any scale
+    zeros = figure_json(figs.heatmap(np.zeros((2, 2), np.float32), (1, 1), "e"))
+    np.testing.assert_array_equal(zeros["data"][0]["z"], np.zeros((2, 2)))  # all exact: one colour, no -inf
     np.testing.assert_array_equal(hm["x"], [0, 8])  # first input channel of each cell
     np.testing.assert_array_equal(hm["y"], [0, 2])
     assert "customdata" not in hm and "10^%{z" in hm["hovertemplate"]  # hover shows the value from z alone

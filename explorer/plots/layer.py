@@ -89,7 +89,10 @@ def heatmap(pooled: np.ndarray, pool: tuple[int, int], title: str, presenter: bo
     fy, fx = pool
     # float32 and no customdata copy: the heatmap is the largest payload of the page (plotly sends arrays as
     # base64 of their dtype), and hover can show the value from z itself.
-    z = np.log10(np.maximum(pooled, 1e-12)).astype(np.float32)
+    # A zero cell (every value exactly 0) sits a decade below the smallest non-zero one, whatever the layer's scale
+    positive = pooled[pooled > 0]
+    floor = float(positive.min()) / 10 if positive.size else 1.0
+    z = np.log10(np.maximum(pooled, floor)).astype(np.float32)
     trace = dict(type="heatmap", z=z, x=np.arange(pooled.shape[1]) * fx, y=np.arange(pooled.shape[0]) * fy,
                  colorscale=_colorscale(colorscale), colorbar=dict(title=dict(text="log10")),
                  hovertemplate="rows %{y}+, cols %{x}+: max 10^%{z:.2f}<extra></extra>")
