@@ -19,11 +19,10 @@ sums of float 0/1 comparisons, max-pooling as a running max of the squared error
 analysis_blocks.squares_normal); Ŵ and the error never exist at W's size. The scales come from the cached
 extremes per span (quantize_fast(..., extremes=)), clip counts look only inside spans whose cached extremes pass
 their bounds; histograms count float bit patterns (explorer.histogram.CellCounts: no range needed upfront, no
-merges). Every metric, count,
-per-channel error and heatmap covers every weight. The three format-dependent histograms (code space, error,
-relative error) cost ~20 passes per counted weight, so above HIST_WEIGHTS weights they are taken over 1 in
-`hist_stride` rows (every k-th row, exact counts of those rows), and LayerAnalysis says so for the charts to
-show.
+merges). Every metric, count, per-channel error and heatmap covers every weight. The three format-dependent
+histograms (code space, error, relative error) cost ~20 passes per counted weight, so above HIST_WEIGHTS
+weights they are taken over 1 in `hist_stride` rows (every k-th row, exact counts of those rows), and
+LayerAnalysis says so for the charts to show.
 """
 from __future__ import annotations
 

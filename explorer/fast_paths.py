@@ -144,7 +144,7 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
             known = {"amax": torch.maximum(lo.abs(), hi.abs())}
         else:
             known = {"lo": lo.clamp(max=0), "hi": hi.clamp(min=0)}
-    known_chunks = [(name, t.split(rows)) for name, t in known.items()]
+    known_chunks = [(name, v.split(rows)) for name, v in known.items()]
 
     def work(k: int) -> K.Work:
         """Chunk k's tensors, its input converted to float32 first unless W is used in place."""

@@ -98,9 +98,10 @@ class MetricSums:
                  err2_rows: torch.Tensor, count: int, max_err: float, clipped: int, zeroed: int) -> None:
         """`count` weights given by partial sums, float64 tensors of float32 sums (along a row, or a dot product
         over a chunk of rows): sig_rows = sum W^2, cross_rows = sum W Ŵ, hat_rows = sum Ŵ^2, err2_rows =
-        sum (Ŵ - W)^2; their max |Ŵ - W| and counts. Each sum is taken directly: deriving W Ŵ and Ŵ^2 from W^2 and
-        W (Ŵ - W) cancels to noise (or below zero) where Ŵ is far smaller than W (weights beyond an FP16 scale's
-        range, or below its smallest step)."""
+        sum (Ŵ - W)^2; their max |Ŵ - W| and counts. The caller chooses how to take W Ŵ and Ŵ^2: from W^2 and
+        W (Ŵ - W) where Ŵ is close to W (more digits for 1 - cosine), directly where Ŵ is far smaller than W
+        (weights beyond an FP16 scale's range, or below its smallest step: the derived sums cancel to noise,
+        even below zero); explorer.analysis_blocks.products does both."""
         self.sig += float(sig_rows.sum())
         self.cross += float(cross_rows.sum())
         self.hat += float(hat_rows.sum())
