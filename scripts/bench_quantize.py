@@ -45,17 +45,22 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 TARGET = 3.0  # issue 8: every format <= 3x the clone floor
 
 
+def _after_floor(fn, floor, times: list, floor_times: list) -> None:
+    """Times the floor, then fn, appending each to its list: both see the same machine state."""
+    t = time.perf_counter()
+    floor()
+    floor_times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+
+
 def timed(fn, repeats: int, floor) -> tuple[float, float]:
     """(median seconds of fn, median seconds of the floor), interleaved so both see the same machine state."""
     fn(), floor()  # warm up
     a, b = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
-        floor()
-        b.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        fn()
-        a.append(time.perf_counter() - t)
+        _after_floor(fn, floor, a, b)
     return statistics.median(a), statistics.median(b)
 
 
@@ -66,12 +71,7 @@ def timed_pair(fn_a, fn_b, repeats: int, floor) -> tuple[float, float, float]:
     a, b, c = [], [], []
     for i in range(repeats):
         for fn, out in ((fn_a, a), (fn_b, b)) if i % 2 == 0 else ((fn_b, b), (fn_a, a)):
-            t = time.perf_counter()
-            floor()
-            c.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
+            _after_floor(fn, floor, out, c)
     return statistics.median(a), statistics.median(b), statistics.median(c)
 
 
