@@ -166,16 +166,18 @@ def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256
     nnz, pooled, ext = 0, [], []
     for r0 in range(0, out, rows):
         xc = w[r0:r0 + rows].float()
-        row_sq[r0:r0 + rows] = torch.mul(xc, xc, out=tmp[:len(xc)]).sum(1)
-        ext.append(torch.stack([native[r0:r0 + rows].amin(), native[r0:r0 + rows].amax()]))
+        m = xc.shape[0]
+        row_sq[r0:r0 + rows] = torch.mul(xc, xc, out=tmp[:m]).sum(1)
         nnz += B.count_nonzero(xc, keys)
         cells.add(xc, keys)
         pooled.append(B.pool_abs(xc, fy, fx))
-        if s_min is not None:
-            v = xc.view(len(xc), -1, EXTREMES_SPAN)
-            torch.amin(v, -1, out=s_min[r0:r0 + rows])
-            torch.amax(v, -1, out=s_max[r0:r0 + rows])
-    ext = torch.stack(ext)
+        if s_min is not None:  # 16-wide max-pools (a 16-wide amax runs ~2.5x slower); they carry NaN along
+            s_max[r0:r0 + rows] = F.max_pool1d(xc.view(m, 1, n_in), EXTREMES_SPAN).view(m, -1)
+            s_min[r0:r0 + rows] = F.max_pool1d(torch.neg(xc, out=tmp[:m]).view(m, 1, n_in), EXTREMES_SPAN).view(m, -1)
+            s_min[r0:r0 + rows].neg_()
+        else:
+            ext.append(torch.stack([native[r0:r0 + rows].amin(), native[r0:r0 + rows].amax()]))
+    ext = torch.stack(ext) if s_min is None else torch.stack([s_min.amin(), s_max.amax()])[None]
     extremes = torch.stack([ext[:, 0].amin(), ext[:, 1].amax()]).to(w.dtype)
     if not bool(torch.isfinite(extremes.float()).all()):
         raise ValueError("weight holds NaN or Inf values; allowed: finite values only")

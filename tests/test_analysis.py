@@ -189,6 +189,18 @@ def test_nan_weight_is_refused_with_a_message():
         analyze_layer(w, make_spec("int4", "group", 64))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("n_in", [160, 150])  # extremes per 16 inputs (max-pooled) or whole blocks
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_non_finite_weights_anywhere_are_refused_by_the_statistics(bad, n_in, dtype):
+    from explorer.analysis import weight_stats
+    for pos in [(0, 0), (3, 17), (7, 31), (5, n_in - 1)]:
+        w = _w(8, n_in).to(dtype)
+        w[pos] = bad
+        with pytest.raises(ValueError, match="weight holds NaN or Inf values; allowed: finite values only"):
+            weight_stats(w)
+
+
 def test_group_wider_than_the_row_is_refused_with_the_allowed_range():
     with pytest.raises(ValueError, match=r"larger than the row \(256 inputs\); allowed: 1\.\.256"):
         analyze_layer(_w(), make_spec("int4", "group", 512))
