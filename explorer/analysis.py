@@ -187,13 +187,14 @@ def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256
         wf = w.float()
         out_sq = sum(float((x[t:t + 4096].float() @ wf.T).double().square().sum()) for t in range(0, len(x), 4096))
     zeros = out * n_in - nnz
-    small = cells.nonzero_below(B.SMALL_WEIGHT, zeros)
-    if small or max(-lo, hi) > B.LARGE_WEIGHT:  # squares outside float32's normal range: float64 (B.squares_normal)
+    stats = WeightStats((out, n_in), w.dtype, bins, cells.histogram(max(-lo, hi), bins),
+                        torch.cat(pooled).cpu().numpy(), (fy, fx), row_sq, zeros,
+                        cells.nonzero_below(B.SMALL_WEIGHT, zeros), extremes,
+                        s_min, s_max, 0 if x is None else int(x.shape[0]), out_sq)
+    if not B.squares_normal(stats):  # squares outside float32's normal range: sums of W^2 in float64
         for r0 in range(0, out, rows):
             row_sq[r0:r0 + rows] = w[r0:r0 + rows].double().square().sum(1)
-    return WeightStats((out, n_in), w.dtype, bins, cells.histogram(max(-lo, hi), bins),
-                       torch.cat(pooled).cpu().numpy(), (fy, fx), row_sq, zeros, small, extremes,
-                       s_min, s_max, 0 if x is None else int(x.shape[0]), out_sq)
+    return stats
 
 
 def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = None, bins: int = 256,

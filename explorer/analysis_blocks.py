@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from explorer.fast_kernels import const
 from explorer.fast_paths import quantize_fast
 from explorer.histogram import CellCounts
-from explorer.metrics import clip_bounds, count_clipped
+from explorer.metrics import LARGE_WEIGHT, clip_bounds, count_clipped
 from explorer.quantize import QuantResult
 from explorer.specs import Granularity, QuantSpec, ScaleEncoding
 
@@ -33,7 +33,6 @@ CHUNK_WEIGHTS = 1 << 17        # weights per chunk of rows: quantized and reduce
 BLOCK_WEIGHTS = 1 << 20        # weights per batch of staged rows (sampled histograms, output error, clip gathers)
 POOL_BATCH = 32                # heatmap windows whose row maxima are kept before their columns are pooled
 SMALL_WEIGHT = 2.0 ** -37      # below it, |Ŵ - W| may have a subnormal square (see squares_normal)
-LARGE_WEIGHT = 2.0 ** 50       # above it, a row's sum of squares may overflow float32 (see squares_normal)
 EXTREMES_SPAN = 16             # WeightStats keeps min and max per 16 inputs: any multiple (groups, blocks) follows
 
 

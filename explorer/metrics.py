@@ -19,6 +19,10 @@ import torch
 from explorer.quantize import QuantResult, dequantize
 from explorer.storage import storage
 
+# Above it, float32 sums of squares along a row (up to 2^20 inputs) may overflow: such weights are summed in float64
+# (weight_metrics here, explorer.analysis_blocks.squares_normal for Layer Lab).
+LARGE_WEIGHT = 2.0 ** 50
+
 
 @dataclass(frozen=True)
 class WeightMetrics:
@@ -161,7 +165,7 @@ def weight_metrics(w: torch.Tensor, result: QuantResult, w_hat: torch.Tensor | N
     # sums are dominated by its largest terms, which stay normal for any absmax in [2^-20, 2^50])
     lo, hi = (float(v) for v in torch.aminmax(w.float() if w.element_size() == 1 else w)) if w.numel() else (0, 0)
     amax = max(-lo, hi)
-    dtype = torch.float64 if amax > 0 and not 2.0 ** -20 <= amax <= 2.0 ** 50 else torch.float32
+    dtype = torch.float64 if amax > 0 and not 2.0 ** -20 <= amax <= LARGE_WEIGHT else torch.float32
     for r0 in range(0, w.shape[0], chunk_rows):
         x, xh = w[r0:r0 + chunk_rows].to(dtype), w_hat[r0:r0 + chunk_rows].to(dtype)
         err = xh - x
