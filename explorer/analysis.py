@@ -198,10 +198,13 @@ def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256
 
 
 def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = None, bins: int = 256,
-                  stats: WeightStats | None = None, hist_stride: int | None = None) -> LayerAnalysis:
+                  stats: WeightStats | None = None, hist_stride: int | None = None, fused: bool = True
+                  ) -> LayerAnalysis:
     """Quantize W [out, in] with `spec` and reduce what happened to small arrays (see LayerAnalysis).
     stats: weight_stats(w, x, bins) computed earlier (reused across formats), or None to compute them here.
-    hist_stride: take the format-dependent histograms over rows 0, k, 2k, ... (None: default_hist_stride)."""
+    hist_stride: take the format-dependent histograms over rows 0, k, 2k, ... (None: default_hist_stride).
+    fused: reduce with the fused CPU kernel where it can run (explorer.fused); False keeps the torch ops (the two
+    agree: counts and the heatmap exactly, sums to float rounding, tests/test_fused.py)."""
     if not isinstance(spec, QuantSpec):
         raise ValueError(f"spec must be a QuantSpec, got {type(spec).__name__}")
     check_weight(w, finite=False)  # NaN/Inf: weight_stats catches them, with check_weight's message
@@ -213,11 +216,11 @@ def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = Non
     stats = weight_stats(w, x, bins) if stats is None else _checked(stats, w, x, bins)
     w = w.contiguous()  # Clips views rows as spans (a copy only for a strided view)
     clips = B.Clips(w, spec, span, stats)
-    reducer = B.LayerReducer(w, stats, clips, x)
+    reducer = B.LayerReducer(w, stats, clips, x, fused)
     known = stats.extremes_per(span) if clips.cached else None  # the scales' statistics, without a pass over W
     _, result = quantize_fast(w, spec, chunk_elements=B.CHUNK_WEIGHTS, with_result=True, codes=False, sink=reducer,
                               extremes=known)
-    reducer.flush()
+    reducer.finish()
     hists = B.Histograms(w, spec, span, k, bins, stats.extremes)
     err_pooled = reducer.err_pooled()
     max_err = float(err_pooled.max())

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 
 from explorer.fast_kernels import const
 from explorer.fast_paths import quantize_fast
+from explorer.fused import RowReduction as fused_rows
+from explorer.fused import available
 from explorer.histogram import CellCounts
 from explorer.metrics import LARGE_WEIGHT, clip_bounds, count_clipped
 from explorer.quantize import QuantResult
@@ -46,7 +48,8 @@ class LayerReducer:
     the chunk (read-only passes; the metrics need only their totals), and the heatmap pools the squared error
     already computed for the per-row and per-column sums."""
 
-    def __init__(self, w: torch.Tensor, stats: WeightStats, clips: Clips, x: torch.Tensor | None):
+    def __init__(self, w: torch.Tensor, stats: WeightStats, clips: Clips, x: torch.Tensor | None,
+                 fused: bool = True):
         out, n_in = w.shape
         dev = w.device
         self.out, self.n_in, (self.fy, self.fx) = out, n_in, stats.pool
@@ -66,9 +69,20 @@ class LayerReducer:
         self.nonzero_err = self.nonzero_hat = 0
         self.clips = clips
         self.x, self.num, self.staged, self.stage = x, 0.0, 0, None
+        # On CPU, one numba kernel reads each chunk once for all the sums above (explorer.fused): the torch ops
+        # below make ~9 passes over it. fused=False (or no numba, or CUDA) keeps the torch path.
+        self.fast = fused_rows(out, n_in, self.fy, self.fx) if fused and self.squared and available(w) else None
+        if self.fast is not None:
+            self.row_e2, self.col_e2 = self.fast.row_e2, self.fast.col_e2
 
     def __call__(self, r0: int, x: torch.Tensor, w_hat: torch.Tensor, scales: torch.Tensor,
                  zeros: torch.Tensor | None, tmp: torch.Tensor) -> None:
+        if self.fast is not None:
+            self.fast.add(r0, x, w_hat)
+            self.clips.add(x, scales, zeros)
+            if self.x is not None:
+                self._stage(torch.sub(w_hat, x, out=tmp))
+            return
         n = x.shape[0]
         # Counts as sums of a float 0/1 comparison (a vectorized compare, unlike one into bool): exact up to 2^24.
         wide = None if x.numel() < 1 << 24 else torch.float64
@@ -125,12 +139,18 @@ class LayerReducer:
         if self.stage is None:
             self.stage = torch.empty(max(n, BLOCK_WEIGHTS // self.n_in), self.n_in, device=err.device)
         if self.staged + n > len(self.stage):
-            self.flush()
+            self._flush()
         self.stage[self.staged:self.staged + n].copy_(err)
         self.staged += n
 
-    def flush(self) -> None:
-        """Adds the output error of the error rows still staged (the last chunks)."""
+    def finish(self) -> None:
+        """After the last chunk: adds the output error of the rows still staged, takes the fused kernel's totals."""
+        self._flush()
+        if self.fast is not None:
+            self.dot, self.nonzero_hat, self.nonzero_err = self.fast.dot, self.fast.nonzero_hat, self.fast.nonzero_err
+
+    def _flush(self) -> None:
+        """Adds the output error of the error rows staged."""
         if self.x is None or not self.staged:
             return
         e = self.stage[:self.staged]
@@ -139,7 +159,8 @@ class LayerReducer:
         self.staged = 0
 
     def err_pooled(self) -> np.ndarray:
-        return torch.cat(self.e_pool).cpu().numpy()
+        """The heatmap of max |Ŵ - W| [ceil(out / fy), ceil(in / fx)]."""
+        return self.fast.heat if self.fast is not None else torch.cat(self.e_pool).cpu().numpy()
 
 
 def products(w: torch.Tensor, spec: QuantSpec, reducer: LayerReducer, row_sq: torch.Tensor) -> tuple[float, float]:
