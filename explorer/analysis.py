@@ -218,8 +218,10 @@ def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = Non
     clips = B.Clips(w, spec, span, stats)
     reducer = B.LayerReducer(w, stats, clips, x, fused)
     known = stats.extremes_per(span) if clips.cached else None  # the scales' statistics, without a pass over W
-    _, result = quantize_fast(w, spec, chunk_elements=B.CHUNK_WEIGHTS, with_result=True, codes=False, sink=reducer,
-                              extremes=known)
+    result = reducer.quantize(w, spec, span, known)  # one fused pass, where it can
+    if result is None:
+        _, result = quantize_fast(w, spec, chunk_elements=B.CHUNK_WEIGHTS, with_result=True, codes=False,
+                                  sink=reducer, extremes=known)
     reducer.finish()
     hists = B.Histograms(w, spec, span, k, bins, stats.extremes)
     err_pooled = reducer.err_pooled()

@@ -75,6 +75,16 @@ class LayerReducer:
         if self.fast is not None:
             self.row_e2, self.col_e2 = self.fast.row_e2, self.fast.col_e2
 
+    def quantize(self, w: torch.Tensor, spec: QuantSpec, span: int,
+                 extremes: tuple[torch.Tensor, torch.Tensor] | None) -> QuantResult | None:
+        """Quantizes W and reduces it in one fused pass where the kernels cover it (explorer.fused: CPU, float32 or
+        bfloat16 W, W's extremes per span known): the QuantResult's scales and zero points (no codes). Else None:
+        then quantize_fast feeds this reducer chunk by chunk (its sink)."""
+        if self.fast is None or extremes is None:
+            return None
+        rows = max(1, CHUNK_WEIGHTS // self.n_in)
+        return self.fast.quantize(w, spec, span, extremes, rows, self._stage if self.x is not None else None)
+
     def __call__(self, r0: int, x: torch.Tensor, w_hat: torch.Tensor, scales: torch.Tensor,
                  zeros: torch.Tensor | None, tmp: torch.Tensor) -> None:
         if self.fast is not None:

@@ -24,20 +24,25 @@ def block_amax(wk: K.Work) -> torch.Tensor:
     return wk.ts.amax(-1, keepdim=True)
 
 
+def e8m0_scales(amax: torch.Tensor, element: str, codes: bool = False):
+    """primitives.e8m0_scale of finite block absmax [...] float32 from amax's bits, bit for bit: (scales float32,
+    E8M0 codes uint8 when asked, else None). 2^floor(log2 amax) is (bits & exponent mask); minus emax in the
+    exponent field, clamped to 2^-127 .. 2^127. A subnormal or zero amax (exponent field 0) and any exponent below
+    -127 land on the floor 2^-127 (bits 0x400000), as frexp + clamp does."""
+    sb = torch.bitwise_and(amax.view(torch.int32), K.EXP_MASK).sub_(P.MX_EMAX[element] << 23)
+    scales = sb.clamp_(0x400000, 254 << 23).view(torch.float32)
+    return scales, (torch.bitwise_right_shift(sb, 23).to(torch.uint8) if codes else None)
+
+
 def mx_values(wk: K.Work, spec: QuantSpec, n_in: int, with_result: bool):
     """wk.dest <- Ŵ of an MX format (E8M0 power-of-two block scales), codes when asked.
     Returns (scales [rows, n, 1], scale codes [rows, n, 1] uint8 when with_result)."""
     element = spec.format.element
     xs, ts = wk.xs, wk.ts
     amax = block_amax(wk)
-    # primitives.e8m0_scale from amax's bits: 2^floor(log2 amax) is (bits & exponent mask); minus emax in the
-    # exponent field, clamped to 2^-127 .. 2^127. A subnormal or zero amax (exponent field 0) and any exponent
-    # below -127 land on the floor 2^-127 (bits 0x400000), as frexp + clamp does.
     if not math.isfinite(float(amax.amax())):
         raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
-    sb = torch.bitwise_and(amax.view(torch.int32), K.EXP_MASK).sub_(P.MX_EMAX[element] << 23)
-    scales = sb.clamp_(0x400000, 254 << 23).view(torch.float32)
-    scale_codes = torch.bitwise_right_shift(sb, 23).to(torch.uint8) if with_result else None
+    scales, scale_codes = e8m0_scales(amax, element, with_result)
     inv = torch.reciprocal(scales)  # a power of two 2^-127 .. 2^127: x * 2^-e == x / 2^e exactly
     if element == "int8":  # MXINT8: codes are y * 64 rounded into [-127, 127] (see quantize._round_element)
         # (x * 2^-e) * 64 == x * 2^(6-e) unless x * 2^-e is subnormal, where both round to code 0;

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import functools
 from types import ModuleType
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
+
+from explorer import fast_blocks as BL
+from explorer import fast_kernels as FK
+from explorer import quantize as Q
+from explorer.specs import Granularity, Kind, QuantSpec, ScaleEncoding
 
 
 @functools.lru_cache(maxsize=1)
@@ -18,9 +24,13 @@ def _kernels() -> ModuleType | None:
     numba is missing or cannot compile here."""
     try:
         from explorer import fused_kernels as K
-        z = np.zeros((1, 1), np.float32)
-        K.reduce_rows(z, z, 1, 0, 1, 1, 1, np.zeros(1, np.float32), np.zeros(1), np.zeros(1, np.float32), z.copy(),
-                      np.zeros(1), np.zeros(2, np.int64))
+        z, one, acc = np.zeros((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1)
+        red = (0, 1, 1, 1, np.zeros(1, np.float32), acc.copy(), one.copy(), z.copy(), acc, np.zeros(2, np.int64))
+        K.reduce_rows(z, z, 1, *red)
+        for mids in ((np.float32(0),), (np.float32(0),) * 15):  # element formats, 4-bit code books (NF4)
+            K.quantize_reduce_rows(K.INT, z, 1, 1, z + 1, z, np.array([-1, 1, 1, 1, 1, 1], np.float32),
+                                   np.zeros(2, np.int64), mids, one, False, np.zeros((0, 1), np.float32),
+                                   one.copy(), np.zeros(1, np.uint32), *red)
     except Exception:  # noqa: BLE001 - any failure to import or compile means the torch path
         return None
     return K
@@ -44,13 +54,65 @@ def padded_rows(t: torch.Tensor) -> np.ndarray:
     return t.contiguous().numpy()
 
 
+class Plan(NamedTuple):
+    """How fused_kernels.quantize_reduce_rows rounds the elements of a format (its docstring has the rules)."""
+    kind: int
+    p: np.ndarray          # float32 (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits))
+    mant_emin: np.ndarray  # int64 (mantissa bits, float32 exponent field of 2^emin << 23)
+    mids: tuple            # the code book's float32 midpoints (CODEBOOK), else one unused 0
+    book: np.ndarray       # float32 code-book values (CODEBOOK), else [0]
+
+
+def plan(spec: QuantSpec) -> Plan | None:
+    """The element rule of spec's format, as explorer.quantize rounds and dequantizes it (None: not covered)."""
+    fmt = spec.format
+    element = fmt.element if fmt.is_block else fmt.name
+    mant = emin = 0
+    fmax, mids, book = 0.0, (np.float32(0),), np.zeros(1, np.float32)  # a one-tuple: numba types no ()
+    if fmt.is_block and element == "int8":  # MXINT8: codes = round(y * 64) in +-127, values codes / 64
+        kind, lo, hi, pre, post = 0, -127.0, 127.0, 64.0, 1.0 / 64.0
+    elif fmt.kind is Kind.INT:
+        qmax = 2 ** (fmt.bits - 1) - 1
+        kind, (lo, hi), pre, post = 0, ((-qmax - 1.0, float(qmax)) if spec.symmetric
+                                        else (0.0, float(2 ** fmt.bits - 1))), 1.0, 1.0
+    elif element in FK.MINIFLOATS:
+        mant, emin, fmax, _ = FK.MINIFLOATS[element]
+        kind, lo, hi, pre, post = 1, 0.0, 0.0, 1.0, 1.0
+    elif fmt.kind is Kind.CODEBOOK:
+        g = torch.tensor(fmt.grid, dtype=torch.float32)
+        mids = tuple(np.float32(m) for m in ((g[1:] + g[:-1]) / 2).tolist())  # primitives.round_codebook's
+        book = g.numpy()
+        kind, lo, hi, pre, post = 2, 0.0, 0.0, 1.0, 1.0
+    else:  # pragma: no cover - the registry holds no other element kind
+        return None
+    p = np.array([lo, hi, pre, post, fmax, 1.5 * 2.0 ** (23 - mant)], np.float32)
+    return Plan(kind, p, np.array([mant, (emin + 127) << 23], np.int64), mids, book)
+
+
+def span_scales(spec: QuantSpec, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(scales, zero points or None) [out, n_spans] ([1, 1] per tensor) of W, from its min and max per span
+    lo, hi [out, n_spans]: explorer.quantize's element_scales / block_scales on the statistics they take."""
+    fmt = spec.format
+    if fmt.is_block:  # the fast path's bit-exact forms of quantize.block_scales (tests/test_fast_paths.py)
+        amax = torch.maximum(lo.abs(), hi.abs())
+        if fmt.scale_encoding is ScaleEncoding.E8M0:
+            return BL.e8m0_scales(amax, fmt.element)[0], None
+        out, n = amax.shape
+        return BL.nvfp4_scales(None, 0, 0, out, n, amax.device, False, amax.unsqueeze(-1))[0].squeeze(-1), None
+    if spec.granularity is Granularity.TENSOR:
+        lo, hi = lo.amin().reshape(1, 1), hi.amax().reshape(1, 1)
+    lo, hi = lo.clamp(max=0).unsqueeze(-1), hi.clamp(min=0).unsqueeze(-1)  # zero is always inside the range
+    scale, zero = Q.element_scales(torch.maximum(-lo, hi) if spec.symmetric else (lo, hi), spec)
+    return scale.squeeze(-1), (zero.squeeze(-1) if zero is not None else None)
+
+
 class RowReduction:
     """explorer.analysis_blocks.LayerReducer's per-chunk sums of the error e = Ŵ - W, by the fused kernel: row and
     column sums of e^2, sum W e, non-zero counts of Ŵ and e, and the heatmap of max |e| over windows of fy rows
     and fx columns. For a layer [out, n_in] whose squares are normal float32 (analysis_blocks.squares_normal)."""
 
     def __init__(self, out: int, n_in: int, fy: int, fx: int):
-        self.kernel = _kernels().reduce_rows
+        self.kernels = _kernels()
         self.out, self.n_in, self.fy, self.fx = out, n_in, fy, fx
         self.row_e2 = torch.empty(out)
         self.col_e2 = torch.zeros(n_in, dtype=torch.float64)
@@ -60,8 +122,37 @@ class RowReduction:
 
     def add(self, r0: int, x: torch.Tensor, w_hat: torch.Tensor) -> None:
         """Rows r0 .. of W (x) and Ŵ (w_hat) [rows, n_in] float32 (read only)."""
-        self.kernel(padded_rows(x), padded_rows(w_hat), self.n_in, r0, self.out, self.fy, self.fx, self._row,
+        self.kernels.reduce_rows(padded_rows(x), padded_rows(w_hat), self.n_in, r0, self.out, self.fy, self.fx, self._row,
                     self._col, self._win, self.heat, self._dot, self._counts)
+
+    def quantize(self, w: torch.Tensor, spec: QuantSpec, span: int, extremes: tuple[torch.Tensor, torch.Tensor],
+                 rows: int, stage: Callable[[torch.Tensor], None] | None) -> Q.QuantResult | None:
+        """Quantizes W [out, n_in] (float32 or bfloat16, spans dividing n_in) and reduces it in the same pass, rows
+        at a time, given W's (min, max) per span [out, n_in / span]; stage(e) gets each chunk's error rows when
+        given. Returns the QuantResult's scales and zero points (no codes), or None where no plan covers the
+        format or dtype (the caller then quantizes with explorer.fast_paths and reduces with add)."""
+        pl = plan(spec)
+        if pl is None or w.dtype not in (torch.float32, torch.bfloat16) or w.shape[1] % span:
+            return None
+        scales, zeros = span_scales(spec, *extremes)
+        out, n_in = w.shape
+        zs = zeros if zeros is not None else torch.zeros(1, 1)
+        per_row = (lambda t, a, b: t[a:b] if t.shape[0] > 1 else t)
+        hrow, cbuf = np.empty(n_in, np.float32), np.empty(n_in, np.uint32)
+        xbuf = torch.empty(min(rows, out), n_in) if w.dtype != torch.float32 or not w.is_contiguous() else None
+        ebuf = torch.empty(min(rows, out), n_in) if stage is not None else torch.empty(0, n_in)
+        for r0 in range(0, out, rows):
+            r1 = min(r0 + rows, out)
+            x = w[r0:r1] if xbuf is None else xbuf[:r1 - r0].copy_(w[r0:r1])
+            e = ebuf[:r1 - r0] if stage is not None else ebuf
+            self.kernels.quantize_reduce_rows(
+                pl.kind, x.numpy(), n_in, span, per_row(scales, r0, r1).numpy(), per_row(zs, r0, r1).numpy(),
+                pl.p, pl.mant_emin, pl.mids, pl.book, w.dtype == torch.bfloat16, e.numpy(), hrow, cbuf,
+                r0, self.out, self.fy, self.fx, self._row, self._col, self._win, self.heat, self._dot, self._counts)
+            if stage is not None:
+                stage(e)
+        codes = torch.zeros((), dtype=FK.code_dtype(spec)).expand(w.shape)
+        return Q.QuantResult(spec, codes, scales, zeros, w.dtype, span)
 
     @property
     def dot(self) -> float:
