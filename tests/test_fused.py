@@ -1,14 +1,26 @@
-"""explorer.fused: the numba chunk reduction against the torch path and against float64 sums of the exact error."""
+"""explorer.fused: the numba kernels against the reference quantizer (Ŵ's values, scales, zero points, exactly)
+and against the torch reduction (counts and heatmap exactly, sums to rounding), on weights built to hit the hard
+cases: ties between grid values and their float32 neighbours, saturation, zeros of both signs, clipping outliers,
+NVFP4 blocks whose scale underflows to 0, MX scales at their floor, bfloat16 rounding of Ŵ."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from explorer import FORMATS, Kind
 from explorer import analysis_blocks as B
 from explorer import fused
 from explorer.analysis import analyze_layer, weight_stats
+from explorer.compare import all_specs
 from explorer.fast_paths import quantize_fast
 from explorer.formats import make_spec, usual_spec
 from explorer.quantize import dequantize, quantize, span_of
+from explorer.specs import ScaleDType
+
+N_IN = 256  # spans of 16 .. 256 divide it: the fused quantizer needs the cached extremes per span
+FUSED_SPECS = [s for d in ScaleDType for s in all_specs(32, d)
+               if span_of(s, N_IN) % B.EXTREMES_SPAN == 0]
+FUSED_SPECS = list(dict.fromkeys(FUSED_SPECS))
 
 CASES = [  # (shape, dtype, spec): chunk rows that split heatmap windows, padded last groups, per-tensor scales
     ((700, 1000), torch.float32, usual_spec("int4")),
@@ -111,3 +123,113 @@ def test_padded_rows_views_and_copies():
     assert c.shape == (3, 4) and np.array_equal(c, tight.numpy())
     strided = buf[:, ::2]  # no unit column stride: a contiguous copy
     assert np.array_equal(fused.padded_rows(strided), strided.numpy())
+
+
+def fused_weights(out=40, seed=0) -> torch.Tensor:
+    """Normal weights with what the fused path must get right; every non-zero |W| in [2^-37, 2^50] (the fused
+    path's domain: analysis_blocks.squares_normal)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(out, N_IN, generator=g) * 0.02
+    w[1, 5] = 0.9                                   # clips under per-tensor and MX scales
+    w[2, :64] = 0.0
+    w[3, :64] = -0.0
+    w[4] *= 1e-6                                    # a tiny row
+    w[5, ::7] *= -1e3                               # big values in one row
+    w[6, :16] = 1e-9 * torch.randn(16, generator=g)  # NVFP4: this block's E4M3 scale underflows to 0
+    w[7, 16] = 1e3
+    w[8, :32] = torch.tensor([0.25, 0.75, 2.5, 3.5, 5.0, -5.0, 6.0, 7.0] * 4) * 2.0 ** -5  # FP4 ties, saturation
+    return w
+
+
+def fused_run(w, spec, rows=7):
+    """RowReduction.quantize over w, its staged error rows and the result."""
+    stats = weight_stats(w)
+    span = span_of(spec, w.shape[1])
+    red = fused.RowReduction(*w.shape, *stats.pool)
+    staged = []
+    res = red.quantize(w, spec, span, stats.extremes_per(span), rows, lambda e: staged.append(e.clone()))
+    return red, res, torch.cat(staged)
+
+
+def check_against_reference(w, spec, rows=7):
+    red, res, e = fused_run(w, spec, rows)
+    ref = quantize(w, spec)
+    x = w.float()
+    e_ref = dequantize(ref).float() - x  # float32, as the kernel subtracts
+    assert res is not None
+    assert torch.equal(res.scales, ref.scales), "scales"
+    assert (res.zeros is None) == (ref.zeros is None) and (res.zeros is None or torch.equal(res.zeros, ref.zeros))
+    bad = e != e_ref
+    assert not bool(bad.any()), f"{int(bad.sum())} values of Ŵ differ, e.g. W={x[bad][:4]}: {e[bad][:4]} vs " \
+                                f"{e_ref[bad][:4]}"
+    e2 = e_ref * e_ref
+    assert torch.equal(red.row_e2, e2.double().sum(1).float())
+    torch.testing.assert_close(red.col_e2, e2.double().sum(0), rtol=1e-12, atol=0)
+    assert red.dot == pytest.approx(float((x.double() * e_ref.double()).sum()), rel=1e-12, abs=1e-300)
+    assert red.nonzero_err == int((e_ref != 0).sum()) and red.nonzero_hat == int((dequantize(ref) != 0).sum())
+    fy, fx = red.fy, red.fx
+    pooled = F.max_pool2d(e_ref.abs()[None, None], (fy, fx), (fy, fx), ceil_mode=True)[0, 0].numpy()
+    assert np.array_equal(red.heat, pooled)
+    return ref
+
+
+@pytest.mark.parametrize("spec", FUSED_SPECS, ids=lambda s: f"{s.label} {s.scale_dtype.value}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_quantizer_equals_the_reference(spec, dtype):
+    w = fused_weights().to(dtype)
+    check_against_reference(w, spec)
+    check_against_reference(w, spec, rows=1000)  # one chunk
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2", "fp4_e2m1", "nf4", "int4", "int8", "int3"])
+def test_fused_ties_and_neighbours_of_every_decision_boundary(name):
+    """Scale exactly 1 (fp32 per-tensor scale, the grid's top value in W): W hits every midpoint between grid
+    values and its float32 neighbours (ties to even for minifloats and integers, to the lower entry for NF4)."""
+    fmt = FORMATS[name]
+    top = fmt.max_value if fmt.kind is not Kind.INT else float(2 ** (fmt.bits - 1) - 1)
+    grid = torch.tensor(fmt.grid, dtype=torch.float32)
+    if fmt.kind is Kind.INT:
+        grid = grid[grid >= -top]
+    mids = (grid[1:] + grid[:-1]) / 2
+    around = lambda v: torch.cat([v, torch.nextafter(v, v + 1), torch.nextafter(v, v - 1)])
+    vals = torch.cat([around(mids), around(grid), -around(mids), torch.tensor([top, -0.0, 0.0])])
+    vals = vals[(vals.abs() <= top) & ((vals == 0) | (vals.abs() >= 2.0 ** -37))]
+    w = torch.cat([vals, torch.full(((-vals.numel()) % N_IN,), top)]).reshape(-1, N_IN)
+    spec = make_spec(name, "tensor", scale_dtype="fp32")
+    assert float(check_against_reference(w, spec).scales) == 1.0
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "mxfp8", "mxint8", "nvfp4"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_block_formats_at_saturation_ties_and_underflow(name, dtype):
+    """MX blocks whose largest element lands anywhere in [1, 2) of its binade, exact ties after the power-of-two
+    scale, NVFP4 blocks far below the tensor's largest (E4M3 scale 0), MX scales down to 2^-122 or so."""
+    g = torch.Generator().manual_seed(3)
+    rows = []
+    for top in (4.0, 6.0, 6.5, 7.0, 7.999, 1.0, 1.75):
+        r = torch.randn(N_IN, generator=g)
+        r = r / r.abs().max() * top
+        r[1:8] = torch.tensor([0.25, 0.75, 2.5, 3.5, 5.0, -5.0, -0.0])
+        rows.append(r)
+    w = torch.stack(rows) * 2.0 ** -3
+    w = torch.cat([w, w * 1e-8, w * 2.0 ** 40] + ([w * 2.0 ** -30] if name != "nvfp4" else [])).to(dtype)
+    ref = check_against_reference(w, make_spec(name))
+    if name == "nvfp4":
+        assert bool((ref.scales == 0).any())  # the case is really exercised
+
+
+@pytest.mark.parametrize("spec", [usual_spec(n) for n in ("int4", "int8", "fp8_e4m3", "nf4", "mxfp4", "nvfp4")]
+                         + [make_spec("int4", "group", 128, symmetric=False), make_spec("int8", "tensor")],
+                         ids=lambda s: s.label)
+def test_analyze_layer_fused_and_torch_paths_agree(spec):
+    w = fused_weights(out=300, seed=4).to(torch.bfloat16)
+    x = torch.randn(48, N_IN, generator=torch.Generator().manual_seed(5))
+    stats = weight_stats(w, x)
+    a, b = (analyze_layer(w, spec, x, stats=stats, fused=f) for f in (True, False))
+    assert np.array_equal(a.err_pooled, b.err_pooled) and a.exact_frac == b.exact_frac
+    for h in ("scaled_hist", "error_hist"):
+        assert np.array_equal(getattr(a, h).counts, getattr(b, h).counts), h
+    for name in ("rel_error", "sqnr_db", "cosine", "max_abs_error", "clipped_frac", "zeroed_frac", "mse"):
+        assert getattr(a.metrics, name) == pytest.approx(getattr(b.metrics, name), rel=1e-5), name
+    assert a.output_error == pytest.approx(b.output_error, rel=1e-6)
+    np.testing.assert_allclose(a.row_mse, b.row_mse, rtol=1e-5)
