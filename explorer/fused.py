@@ -17,6 +17,8 @@ from explorer import fast_kernels as FK
 from explorer import quantize as Q
 from explorer.specs import Granularity, Kind, QuantSpec, ScaleEncoding
 
+BOOK_ENTRIES = 16  # code books up to 4 bits (NF4) take the fused quantizer: one compiled signature for all formats
+
 
 @functools.lru_cache(maxsize=1)
 def _kernels() -> ModuleType | None:
@@ -27,10 +29,9 @@ def _kernels() -> ModuleType | None:
         z, one, acc = np.zeros((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1)
         red = (0, 1, 1, 1, np.zeros(1, np.float32), acc.copy(), one.copy(), z.copy(), acc, np.zeros(2, np.int64))
         K.reduce_rows(z, z, 1, *red)
-        for mids in ((np.float32(0),), (np.float32(0),) * 15):  # element formats, 4-bit code books (NF4)
-            K.quantize_reduce_rows(K.INT, z, 1, 1, z + 1, z, np.array([-1, 1, 1, 1, 1, 1], np.float32),
-                                   np.zeros(2, np.int64), mids, one, False, np.zeros((0, 1), np.float32),
-                                   one.copy(), np.zeros(1, np.uint32), *red)
+        K.quantize_reduce_rows(K.INT, z, 1, 1, z + 1, z, np.array([-1, 1, 1, 1, 1, 1], np.float32),
+                               np.zeros(2, np.int64), (np.float32(np.inf),) * (BOOK_ENTRIES - 1), one, False,
+                               np.zeros((0, 1), np.float32), one.copy(), np.zeros(1, np.uint32), *red)
     except Exception:  # noqa: BLE001 - any failure to import or compile means the torch path
         return None
     return K
@@ -59,7 +60,7 @@ class Plan(NamedTuple):
     kind: int
     p: np.ndarray          # float32 (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits))
     mant_emin: np.ndarray  # int64 (mantissa bits, float32 exponent field of 2^emin << 23)
-    mids: tuple            # the code book's float32 midpoints (CODEBOOK), else one unused 0
+    mids: tuple            # BOOK_ENTRIES - 1 float32: the code book's midpoints, padded with +inf (unused: all inf)
     book: np.ndarray       # float32 code-book values (CODEBOOK), else [0]
 
 
@@ -68,7 +69,7 @@ def plan(spec: QuantSpec) -> Plan | None:
     fmt = spec.format
     element = fmt.element if fmt.is_block else fmt.name
     mant = emin = 0
-    fmax, mids, book = 0.0, (np.float32(0),), np.zeros(1, np.float32)  # a one-tuple: numba types no ()
+    fmax, mids, book = 0.0, [np.inf] * (BOOK_ENTRIES - 1), np.zeros(1, np.float32)
     if fmt.is_block and element == "int8":  # MXINT8: codes = round(y * 64) in +-127, values codes / 64
         kind, lo, hi, pre, post = 0, -127.0, 127.0, 64.0, 1.0 / 64.0
     elif fmt.kind is Kind.INT:
@@ -79,14 +80,17 @@ def plan(spec: QuantSpec) -> Plan | None:
         mant, emin, fmax, _ = FK.MINIFLOATS[element]
         kind, lo, hi, pre, post = 1, 0.0, 0.0, 1.0, 1.0
     elif fmt.kind is Kind.CODEBOOK:
+        if len(fmt.grid) > BOOK_ENTRIES:
+            return None
         g = torch.tensor(fmt.grid, dtype=torch.float32)
-        mids = tuple(np.float32(m) for m in ((g[1:] + g[:-1]) / 2).tolist())  # primitives.round_codebook's
+        mids = ((g[1:] + g[:-1]) / 2).tolist()  # primitives.round_codebook's float32 midpoints
+        mids += [np.inf] * (BOOK_ENTRIES - 1 - len(mids))  # y > inf never counts
         book = g.numpy()
         kind, lo, hi, pre, post = 2, 0.0, 0.0, 1.0, 1.0
     else:  # pragma: no cover - the registry holds no other element kind
         return None
     p = np.array([lo, hi, pre, post, fmax, 1.5 * 2.0 ** (23 - mant)], np.float32)
-    return Plan(kind, p, np.array([mant, (emin + 127) << 23], np.int64), mids, book)
+    return Plan(kind, p, np.array([mant, (emin + 127) << 23], np.int64), tuple(np.float32(m) for m in mids), book)
 
 
 def span_scales(spec: QuantSpec, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

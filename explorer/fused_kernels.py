@@ -137,8 +137,8 @@ def quantize_reduce_rows(kind, x, n_in, span, scales, zeros, p, mant_emin, mids,
     MINIFLOAT: q = nearest minifloat (mantissa bits, smallest normal exponent 2^emin) to min(|x / scale|, fmax),
     Ŵ = +-q * scale; CODEBOOK: Ŵ = book[#{mids < x / scale}] * scale (torch.bucketize's ties).
     p float32 = (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits)); mant_emin int64 = (mantissa bits,
-    biased float32 exponent field of 2^emin << 23); mids: a tuple of the code book's float32 midpoints and book
-    its values (CODEBOOK; else unused).
+    biased float32 exponent field of 2^emin << 23); mids: the code book's float32 midpoints padded with +inf, a
+    tuple of fixed length (the loop over it unrolls) and book its values (CODEBOOK; else unused).
     bf16: Ŵ rounded to bfloat16 (round half to even: the stored Ŵ of a bf16 W). e_out [n, n_in]: Ŵ - W
     written there when it has rows (the output error's staging). hrow float32 / cbuf uint32 [>= n_in]: scratch."""
     n = x.shape[0]
