@@ -29,9 +29,13 @@ def _kernels() -> ModuleType | None:
         z, one, acc = np.zeros((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1)
         red = (0, 1, 1, 1, np.zeros(1, np.float32), acc.copy(), one.copy(), z.copy(), acc, np.zeros(2, np.int64))
         K.reduce_rows(z, z, 1, *red)
-        K.quantize_reduce_rows(K.INT, z, 1, 1, z + 1, z, np.array([-1, 1, 1, 1, 1, 1], np.float32),
-                               np.zeros(2, np.int64), (np.float32(np.inf),) * (BOOK_ENTRIES - 1), one, False,
-                               np.zeros((0, 1), np.float32), one.copy(), np.zeros(1, np.uint32), *red)
+        pl = plan_of(K.INT, (-1, 1, 1, 1))
+        no16, rows = np.zeros((1, 0), np.uint16), (one.copy(), one.copy(), np.zeros(1, np.uint32))
+        K.quantize_reduce_rows(pl.kind, z, no16, 1, 1, z + 1, z, pl.p, pl.mant_emin, pl.mids, pl.book,
+                               np.zeros((0, 1), np.float32), *rows, *red)
+        K.span_extremes(z, no16, 1, 1, z.copy(), z.copy(), one.copy())  # (NaN / Inf come out as extremes)
+        K.fake_quantize_rows(pl.kind, z, no16, 1, 1, z + 1, z, pl.p, pl.mant_emin, pl.mids, pl.book, z.copy(),
+                             no16, *rows)
     except Exception:  # noqa: BLE001 - any failure to import or compile means the torch path
         return None
     return K
@@ -58,39 +62,40 @@ def padded_rows(t: torch.Tensor) -> np.ndarray:
 class Plan(NamedTuple):
     """How fused_kernels.quantize_reduce_rows rounds the elements of a format (its docstring has the rules)."""
     kind: int
-    p: np.ndarray          # float32 (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits))
+    p: np.ndarray          # float32 (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits), signed zero)
     mant_emin: np.ndarray  # int64 (mantissa bits, float32 exponent field of 2^emin << 23)
     mids: tuple            # BOOK_ENTRIES - 1 float32: the code book's midpoints, padded with +inf (unused: all inf)
     book: np.ndarray       # float32 code-book values (CODEBOOK), else [0]
+
+
+def plan_of(kind: int, ints=(0.0, 0.0, 1.0, 1.0), minifloat=(0, 0, 0.0, False), grid=()) -> Plan:
+    """A Plan from its parts: integer (lo, hi, pre, post), minifloat (mantissa bits, emin, fmax, signed zero),
+    code-book grid (sorted values)."""
+    mant, emin, fmax, signed = minifloat
+    mids, book = [], np.zeros(1, np.float32)
+    if grid:
+        g = torch.tensor(grid, dtype=torch.float32)
+        mids, book = ((g[1:] + g[:-1]) / 2).tolist(), g.numpy()  # primitives.round_codebook's float32 midpoints
+    mids += [np.inf] * (BOOK_ENTRIES - 1 - len(mids))  # y > inf never counts
+    p = np.array([*ints, fmax, 1.5 * 2.0 ** (23 - mant), float(signed)], np.float32)
+    return Plan(kind, p, np.array([mant, (emin + 127) << 23], np.int64), tuple(np.float32(m) for m in mids), book)
 
 
 def plan(spec: QuantSpec) -> Plan | None:
     """The element rule of spec's format, as explorer.quantize rounds and dequantizes it (None: not covered)."""
     fmt = spec.format
     element = fmt.element if fmt.is_block else fmt.name
-    mant = emin = 0
-    fmax, mids, book = 0.0, [np.inf] * (BOOK_ENTRIES - 1), np.zeros(1, np.float32)
     if fmt.is_block and element == "int8":  # MXINT8: codes = round(y * 64) in +-127, values codes / 64
-        kind, lo, hi, pre, post = 0, -127.0, 127.0, 64.0, 1.0 / 64.0
-    elif fmt.kind is Kind.INT:
+        return plan_of(0, (-127.0, 127.0, 64.0, 1.0 / 64.0))
+    if fmt.kind is Kind.INT:
         qmax = 2 ** (fmt.bits - 1) - 1
-        kind, (lo, hi), pre, post = 0, ((-qmax - 1.0, float(qmax)) if spec.symmetric
-                                        else (0.0, float(2 ** fmt.bits - 1))), 1.0, 1.0
-    elif element in FK.MINIFLOATS:
-        mant, emin, fmax, _ = FK.MINIFLOATS[element]
-        kind, lo, hi, pre, post = 1, 0.0, 0.0, 1.0, 1.0
-    elif fmt.kind is Kind.CODEBOOK:
-        if len(fmt.grid) > BOOK_ENTRIES:
-            return None
-        g = torch.tensor(fmt.grid, dtype=torch.float32)
-        mids = ((g[1:] + g[:-1]) / 2).tolist()  # primitives.round_codebook's float32 midpoints
-        mids += [np.inf] * (BOOK_ENTRIES - 1 - len(mids))  # y > inf never counts
-        book = g.numpy()
-        kind, lo, hi, pre, post = 2, 0.0, 0.0, 1.0, 1.0
-    else:  # pragma: no cover - the registry holds no other element kind
-        return None
-    p = np.array([lo, hi, pre, post, fmax, 1.5 * 2.0 ** (23 - mant)], np.float32)
-    return Plan(kind, p, np.array([mant, (emin + 127) << 23], np.int64), tuple(np.float32(m) for m in mids), book)
+        return plan_of(0, (-qmax - 1.0, float(qmax), 1.0, 1.0) if spec.symmetric
+                       else (0.0, float(2 ** fmt.bits - 1), 1.0, 1.0))
+    if element in FK.MINIFLOATS:
+        return plan_of(1, minifloat=FK.MINIFLOATS[element])
+    if fmt.kind is Kind.CODEBOOK and len(fmt.grid) <= BOOK_ENTRIES:
+        return plan_of(2, grid=fmt.grid)
+    return None
 
 
 def span_scales(spec: QuantSpec, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -108,6 +113,45 @@ def span_scales(spec: QuantSpec, lo: torch.Tensor, hi: torch.Tensor) -> tuple[to
     lo, hi = lo.clamp(max=0).unsqueeze(-1), hi.clamp(min=0).unsqueeze(-1)  # zero is always inside the range
     scale, zero = Q.element_scales(torch.maximum(-lo, hi) if spec.symmetric else (lo, hi), spec)
     return scale.squeeze(-1), (zero.squeeze(-1) if zero is not None else None)
+
+
+def _inputs(w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(x32, x16) of a contiguous float32 or bfloat16 W [n, n_in] for the kernels: its float32 values, or its
+    bfloat16 bits as uint16; the other one empty."""
+    n = w.shape[0]
+    if w.dtype == torch.bfloat16:
+        return np.zeros((n, 0), np.float32), w.view(torch.int16).numpy().view(np.uint16)
+    return w.numpy(), np.zeros((n, 0), np.uint16)
+
+
+def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
+    """Ŵ = dequantize(quantize(w, spec)) for W [out, in], bit for bit (signs of zero included), by the kernels:
+    W's extremes per span in one read, the scales from them (span_scales: the reference's own functions), then Ŵ
+    in a second read and one write. None where they do not cover the call: not on CPU or no numba, W neither
+    float32 nor bfloat16, a span not dividing in, a 16-bit W with one scale (explorer.fast_paths maps it through
+    a table), a code book over BOOK_ENTRIES. Raises ValueError for NaN / Inf in W."""
+    if w.dtype not in (torch.float32, torch.bfloat16) or w.dim() != 2 or not available(w):
+        return None
+    out, n_in = w.shape
+    span = Q.span_of(spec, n_in)
+    pl = plan(spec)
+    if pl is None or n_in % span or out == 0 or (w.dtype != torch.float32 and n_in == span
+                                                 and spec.granularity is Granularity.TENSOR):
+        return None
+    K = _kernels()
+    x32, x16 = _inputs(w.contiguous())
+    scratch = (np.empty(n_in, np.float32), np.empty(n_in, np.float32), np.empty(n_in, np.uint32))
+    lo, hi = torch.empty(out, n_in // span), torch.empty(out, n_in // span)
+    K.span_extremes(x32, x16, n_in, span, lo.numpy(), hi.numpy(), scratch[0])
+    if not (bool(torch.isfinite(lo).all()) and bool(torch.isfinite(hi).all())):  # a NaN / Inf is an extreme
+        raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
+    scales, zeros = span_scales(spec, lo, hi)
+    w_hat = torch.empty(w.shape, dtype=w.dtype)
+    o32, o16 = _inputs(w_hat)
+    K.fake_quantize_rows(pl.kind, x32, x16, n_in, span, scales.numpy(),
+                         (zeros if zeros is not None else torch.zeros(1, 1)).numpy(), pl.p, pl.mant_emin, pl.mids,
+                         pl.book, o32, o16, *scratch)
+    return w_hat
 
 
 class RowReduction:
@@ -142,17 +186,17 @@ class RowReduction:
         out, n_in = w.shape
         zs = zeros if zeros is not None else torch.zeros(1, 1)
         per_row = (lambda t, a, b: t[a:b] if t.shape[0] > 1 else t)
-        hrow, cbuf = np.empty(n_in, np.float32), np.empty(n_in, np.uint32)
-        xbuf = torch.empty(min(rows, out), n_in) if w.dtype != torch.float32 or not w.is_contiguous() else None
+        scratch = (np.empty(n_in, np.float32), np.empty(n_in, np.float32), np.empty(n_in, np.uint32))
+        x32, x16 = _inputs(w.contiguous())
         ebuf = torch.empty(min(rows, out), n_in) if stage is not None else torch.empty(0, n_in)
         for r0 in range(0, out, rows):
             r1 = min(r0 + rows, out)
-            x = w[r0:r1] if xbuf is None else xbuf[:r1 - r0].copy_(w[r0:r1])
             e = ebuf[:r1 - r0] if stage is not None else ebuf
             self.kernels.quantize_reduce_rows(
-                pl.kind, x.numpy(), n_in, span, per_row(scales, r0, r1).numpy(), per_row(zs, r0, r1).numpy(),
-                pl.p, pl.mant_emin, pl.mids, pl.book, w.dtype == torch.bfloat16, e.numpy(), hrow, cbuf,
-                r0, self.out, self.fy, self.fx, self._row, self._col, self._win, self.heat, self._dot, self._counts)
+                pl.kind, x32[r0:r1], x16[r0:r1], n_in, span,
+                per_row(scales, r0, r1).numpy(), per_row(zs, r0, r1).numpy(), pl.p, pl.mant_emin, pl.mids, pl.book,
+                e.numpy(), *scratch, r0, self.out, self.fy, self.fx, self._row, self._col, self._win, self.heat,
+                self._dot, self._counts)
             if stage is not None:
                 stage(e)
         codes = torch.zeros((), dtype=FK.code_dtype(spec)).expand(w.shape)

@@ -5,14 +5,22 @@ they compile without a system compiler, once per machine: cache=True keeps the m
   and reduced in the same read: the error e = Ŵ - W, its square, row and column sums, non-zero counts, sum W e and
   the windowed maxima of the heatmap. One pass over W instead of quantize_fast's ~6-10 and the reduction's ~9.
 - `reduce_rows`: the reduction alone, of a Ŵ computed elsewhere (explorer.fast_paths).
-Exact where the torch path is exact: Ŵ's values (every rounding is the reference's float32 operation, no fused or
-reordered arithmetic: these kernels take no fastmath), counts, e and e^2, the max-pooled heatmap. The sums accumulate
-in float64 (more accurate than torch's float32 sums; their order is free: `_reduce_row` alone takes fastmath
-'reassoc', which lets LLVM vectorize its sums and touches no single operation).
+- `span_extremes` and `fake_quantize_rows`: Ŵ = dequantize(quantize(W)) bit for bit (signs of zero included), in
+  two reads of W and one write (the statistics, then the values), for a float32 or bfloat16 W.
+Exact where the torch path is exact: Ŵ (every rounding is the reference's float32 operation, no fused or reordered
+arithmetic: these kernels take no fastmath), counts, e and e^2, the max-pooled heatmap. The sums accumulate in
+float64 (more accurate than torch's float32 sums; their order is free: `_reduce_row` alone takes fastmath 'reassoc',
+which lets LLVM vectorize its sums and touches no single operation).
+A bfloat16 W arrives as its bits (uint16) and is widened a row at a time in L1 (x16; x32 is then empty): a float32
+row is bits << 16, and a float32 Ŵ rounds to bfloat16 half to even as (bits + 0x7FFF + bit 16) >> 16.
+Inner loops run `for u in range(span)` over `c0 + u` and choose with selects, never min / max: LLVM vectorizes
+those forms only.
 """
 from __future__ import annotations
 
 import numpy as np
+import math
+
 from numba import njit
 
 INT, MINIFLOAT, CODEBOOK = 0, 1, 2  # element rounding rules (explorer.fused.plan picks one per format)
@@ -73,20 +81,19 @@ def reduce_rows(x, h, n_in, r0, out_rows, fy, fx, row_e2, col_e2, win, heat, dot
 def _int_row(xr, si, zi, scol, zcol, n_spans, span, lo, hi, pre, post, hrow):  # pragma: no cover
     for j in range(n_spans):
         s = si[j if scol else 0]
-        d = s if s > 0 else np.float32(1.0)
         z = zi[j if zcol else 0]
         c0 = j * span
-        for u in range(span):  # not range(c0, ...): LLVM vectorizes this form only
+        for u in range(span):
             c = c0 + u
-            t = (xr[c] / d + z) * pre
-            t = t if t > lo else lo  # selects, not min / max: those keep LLVM from vectorizing
+            t = (xr[c] / s + z) * pre
+            t = t if t > lo else lo
             t = t if t < hi else hi
-            q = (t + MAGIC) - MAGIC
+            q = (t + MAGIC) - MAGIC  # +0.0 for a zero code, as the integer codes give
             hrow[c] = ((q - z) * post) * s
 
 
 @njit(nogil=True, cache=True)
-def _minifloat_row(xr, si, scol, n_spans, span, fmax, kmag, emin_bits, hrow, cbuf):  # pragma: no cover
+def _minifloat_row(xr, si, scol, n_spans, span, fmax, kmag, emin_bits, signed, hrow, cbuf):  # pragma: no cover
     hb = hrow.view(np.uint32)
     cf = cbuf.view(np.float32)
     for j in range(n_spans):
@@ -104,19 +111,21 @@ def _minifloat_row(xr, si, scol, n_spans, span, fmax, kmag, emin_bits, hrow, cbu
         for u in range(span):
             c = c0 + u
             k = kmag * cf[c]  # exact: a power of two times 1.5 * 2^(23 - mantissa bits)
-            q = (hrow[c] + k) - k
-            hrow[c] = (q if xr[c] >= 0 else -q) * s
+            v = math.copysign((hrow[c] + k) - k, xr[c])  # the float8 casts keep the sign of a zero,
+            hrow[c] = (v if signed else v + np.float32(0.0)) * s  # FP4 gives +0 (primitives.round_fp4)
+        if s == 0:  # an NVFP4 block whose E4M3 scale underflowed: code 0, +0.0, everywhere
+            for u in range(span):
+                hrow[c0 + u] = 0.0
 
 
 @njit(nogil=True, cache=True)
 def _codebook_row(xr, si, scol, n_spans, span, mids, values, hrow, cbuf):  # pragma: no cover
     for j in range(n_spans):
         s = si[j if scol else 0]
-        d = s if s > 0 else np.float32(1.0)
         c0 = j * span
         for u in range(span):  # mids is a tuple: the loop over it unrolls and the one over elements vectorizes
             c = c0 + u
-            y = xr[c] / d
+            y = xr[c] / s
             k = 0
             for b in mids:
                 k += y > b
@@ -127,41 +136,67 @@ def _codebook_row(xr, si, scol, n_spans, span, mids, values, hrow, cbuf):  # pra
 
 
 @njit(nogil=True, cache=True)
-def quantize_reduce_rows(kind, x, n_in, span, scales, zeros, p, mant_emin, mids, book, bf16, e_out, hrow, cbuf,
-                         r0, out_rows, fy, fx, row_e2, col_e2, win, heat, dot, counts):  # pragma: no cover
-    """Rows r0 .. r0 + n of W, x [n, n_in] float32 C-contiguous, quantized and reduced (see _reduce_row).
+def _quantize_row(kind, xr, si, zi, n_spans, span, p, emin_bits, mids, book, hrow, cbuf):  # pragma: no cover
+    """hrow[:n_spans * span] <- Ŵ of one row xr (float32), given its scales si and zero points zi [n_spans or 1]."""
+    scol, zcol = si.shape[0] > 1, zi.shape[0] > 1
+    if kind == INT:
+        _int_row(xr, si, zi, scol, zcol, n_spans, span, p[0], p[1], p[2], p[3], hrow)
+    elif kind == MINIFLOAT:
+        _minifloat_row(xr, si, scol, n_spans, span, p[4], p[5], emin_bits, p[6] != 0, hrow, cbuf)
+    else:
+        _codebook_row(xr, si, scol, n_spans, span, mids, book, hrow, cbuf)
+
+
+@njit(nogil=True, cache=True)
+def _widen_bf16(xi, n_in, xrow):  # pragma: no cover
+    xb = xrow.view(np.uint32)
+    for c in range(n_in):
+        xb[c] = np.uint32(xi[c]) << np.uint32(16)
+
+
+@njit(nogil=True, cache=True)
+def _round_bf16(hrow, n_in):  # pragma: no cover
+    """hrow's float32 values rounded to bfloat16 (half to even), in place; returns their bits as a uint32 view."""
+    hb = hrow.view(np.uint32)
+    for c in range(n_in):
+        b = hb[c]
+        hb[c] = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return hb
+
+
+@njit(nogil=True, cache=True)
+def quantize_reduce_rows(kind, x32, x16, n_in, span, scales, zeros, p, mant_emin, mids, book, e_out, xrow, hrow,
+                         cbuf, r0, out_rows, fy, fx, row_e2, col_e2, win, heat, dot, counts):  # pragma: no cover
+    """Rows r0 .. r0 + n of W quantized and reduced (see _reduce_row): x32 [n, n_in] float32, or for a bfloat16 W
+    its bits x16 [n, n_in] uint16 (x32 then empty, and Ŵ is rounded to bfloat16 as the stored Ŵ is).
 
     scales / zeros [n or 1, n_in / span or 1] float32: per span of `span` inputs (one row or column: broadcast);
-    a zero scale (an NVFP4 block underflowed to 0) divides by 1 and gives Ŵ = 0, as the reference does.
+    a zero scale (an NVFP4 block underflowed to 0) gives Ŵ = +0, as the reference does.
     kind INT: y = (x / scale + zero) * pre, q = round-half-even(clamp(y, lo, hi)), Ŵ = ((q - zero) * post) * scale;
     MINIFLOAT: q = nearest minifloat (mantissa bits, smallest normal exponent 2^emin) to min(|x / scale|, fmax),
-    Ŵ = +-q * scale; CODEBOOK: Ŵ = book[#{mids < x / scale}] * scale (torch.bucketize's ties).
-    p float32 = (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits)); mant_emin int64 = (mantissa bits,
-    biased float32 exponent field of 2^emin << 23); mids: the code book's float32 midpoints padded with +inf, a
-    tuple of fixed length (the loop over it unrolls) and book its values (CODEBOOK; else unused).
-    bf16: Ŵ rounded to bfloat16 (round half to even: the stored Ŵ of a bf16 W). e_out [n, n_in]: Ŵ - W
-    written there when it has rows (the output error's staging). hrow float32 / cbuf uint32 [>= n_in]: scratch."""
-    n = x.shape[0]
+    Ŵ = q * scale with x's sign (signed zero: a zero keeps it, as torch's float8 casts; else +0 as FP4);
+    CODEBOOK: Ŵ = book[#{mids < x / scale}] * scale (torch.bucketize's ties).
+    p float32 = (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits), signed zero); mant_emin int64 = (mantissa
+    bits, biased float32 exponent field of 2^emin << 23); mids: the code book's float32 midpoints padded with +inf,
+    a tuple of fixed length (the loop over it unrolls) and book its values (CODEBOOK; else unused).
+    e_out [n, n_in]: Ŵ - W written there when it has rows (the output error's staging). xrow, hrow float32 and
+    cbuf uint32 [>= n_in]: scratch."""
+    bf16 = x16.shape[1] > 0
+    n = x16.shape[0] if bf16 else x32.shape[0]
     n_spans = n_in // span
-    srow, scol = scales.shape[0] > 1, scales.shape[1] > 1
-    zrow, zcol = zeros.shape[0] > 1, zeros.shape[1] > 1
-    lo, hi, pre, post, fmax, kmag = p[0], p[1], p[2], p[3], p[4], p[5]
+    srow, zrow = scales.shape[0] > 1, zeros.shape[0] > 1
     emin_bits = np.uint32(mant_emin[1])
-    hb = hrow.view(np.uint32)
     stage = e_out.shape[0] > 0
     for i in range(n):
-        xr = x[i]
-        si, zi = scales[i if srow else 0], zeros[i if zrow else 0]
-        if kind == INT:
-            _int_row(xr, si, zi, scol, zcol, n_spans, span, lo, hi, pre, post, hrow)
-        elif kind == MINIFLOAT:
-            _minifloat_row(xr, si, scol, n_spans, span, fmax, kmag, emin_bits, hrow, cbuf)
-        else:
-            _codebook_row(xr, si, scol, n_spans, span, mids, book, hrow, cbuf)
         if bf16:
-            for c in range(n_in):
-                b = hb[c]
-                hb[c] = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+            _widen_bf16(x16[i], n_in, xrow)
+            xr = xrow
+        else:
+            xr = x32[i]
+        _quantize_row(kind, xr, scales[i if srow else 0], zeros[i if zrow else 0], n_spans, span, p, emin_bits,
+                      mids, book, hrow, cbuf)
+        if bf16:
+            _round_bf16(hrow, n_in)
         if stage:
             for c in range(n_in):
                 e_out[i, c] = hrow[c] - xr[c]
@@ -169,3 +204,64 @@ def quantize_reduce_rows(kind, x, n_in, span, scales, zeros, p, mant_emin, mids,
         dot[0] += a
         counts[0] += nh
         counts[1] += ne
+
+
+@njit(nogil=True, cache=True)
+def _extremes_row(xr, n_spans, span, lo, hi):  # pragma: no cover
+    """lo[j], hi[j] <- min and max of span j of the row, over order-preserving integer keys of the float bits
+    (b ^ (sign ? 0x7FFFFFFF : 0): integer min / max reductions vectorize, float ones do not). NaN and Inf come out
+    as an extreme (a NaN beyond +-Inf), -0.0 below +0.0."""
+    xb = xr.view(np.int32)
+    lb, hb = lo.view(np.int32), hi.view(np.int32)
+    for j in range(n_spans):
+        c0 = j * span
+        m = np.int32(0x7FFFFFFF)
+        mx = np.int32(-0x80000000)
+        for u in range(span):
+            b = xb[c0 + u]
+            key = b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF))
+            m = key if key < m else m
+            mx = key if key > mx else mx
+        lb[j] = m ^ ((m >> np.int32(31)) & np.int32(0x7FFFFFFF))  # the map is its own inverse
+        hb[j] = mx ^ ((mx >> np.int32(31)) & np.int32(0x7FFFFFFF))
+
+
+@njit(nogil=True, cache=True)
+def span_extremes(x32, x16, n_in, span, lo, hi, xrow):  # pragma: no cover
+    """W's min and max per span, lo and hi [n, n_in / span] float32, of x32 [n, n_in] float32 or bfloat16 bits x16
+    (the other empty). A NaN or Inf in a span is its min or max."""
+    bf16 = x16.shape[1] > 0
+    n = x16.shape[0] if bf16 else x32.shape[0]
+    for i in range(n):
+        if bf16:
+            _widen_bf16(x16[i], n_in, xrow)
+            xr = xrow
+        else:
+            xr = x32[i]
+        _extremes_row(xr, n_in // span, span, lo[i], hi[i])
+
+
+@njit(nogil=True, cache=True)
+def fake_quantize_rows(kind, x32, x16, n_in, span, scales, zeros, p, mant_emin, mids, book, o32, o16, xrow, hrow,
+                       cbuf):  # pragma: no cover
+    """Ŵ of every row, bit for bit as explorer.quantize's dequantize(quantize(W)): into o32 [n, n_in] float32 for
+    x32, or as bfloat16 bits into o16 [n, n_in] uint16 for bits x16 (the others empty). Arguments as for
+    quantize_reduce_rows."""
+    bf16 = x16.shape[1] > 0
+    n = x16.shape[0] if bf16 else x32.shape[0]
+    n_spans = n_in // span
+    srow, zrow = scales.shape[0] > 1, zeros.shape[0] > 1
+    emin_bits = np.uint32(mant_emin[1])
+    for i in range(n):
+        if bf16:
+            _widen_bf16(x16[i], n_in, xrow)
+            xr, hr = xrow, hrow
+        else:
+            xr, hr = x32[i], o32[i]  # Ŵ straight into the output row
+        _quantize_row(kind, xr, scales[i if srow else 0], zeros[i if zrow else 0], n_spans, span, p, emin_bits,
+                      mids, book, hr, cbuf)
+        if bf16:
+            hb = _round_bf16(hr, n_in)
+            oi = o16[i]
+            for c in range(n_in):
+                oi[c] = np.uint16(hb[c] >> np.uint32(16))

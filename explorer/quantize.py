@@ -252,14 +252,18 @@ def dequantize(result: QuantResult) -> torch.Tensor:
 def fake_quantize(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 17) -> torch.Tensor:
     """dequantize(quantize(w, spec)), bit for bit: W [out, in] -> Ŵ [out, in] in w's dtype.
 
-    Fast path (explorer.fast_paths): rows are processed in chunks of about `chunk_elements` on scratch buffers
-    that stay in the CPU cache, with arithmetic rounding instead of searches and lookups (fake quantization is
-    memory-bound: the floor is one read and one write of W). A NaN/Inf anywhere raises the same ValueError.
+    Fast paths (fake quantization is memory-bound: the floor is one read and one write of W): on CPU, numba
+    kernels that read a float32 or bfloat16 W twice (statistics, then values) and write Ŵ once (explorer.fused);
+    elsewhere, and for what those do not cover, rows in chunks of about `chunk_elements` on scratch buffers that
+    stay in the CPU cache, with arithmetic rounding instead of searches and lookups (explorer.fast_paths).
+    A NaN/Inf anywhere raises the same ValueError.
     """
     if not isinstance(spec, QuantSpec):
         raise ValueError(f"spec must be a QuantSpec, got {type(spec).__name__}")
     check_weight(w, finite=False)
     span_of(spec, w.shape[1])
-    from explorer.fast_paths import quantize_fast  # it builds on this module
+    from explorer import fused  # they build on this module
+    from explorer.fast_paths import quantize_fast
 
-    return quantize_fast(w, spec, max(1, int(chunk_elements)))[0]
+    w_hat = fused.fake_quantize(w, spec)
+    return w_hat if w_hat is not None else quantize_fast(w, spec, max(1, int(chunk_elements)))[0]

@@ -233,3 +233,46 @@ def test_analyze_layer_fused_and_torch_paths_agree(spec):
         assert getattr(a.metrics, name) == pytest.approx(getattr(b.metrics, name), rel=1e-5), name
     assert a.output_error == pytest.approx(b.output_error, rel=1e-6)
     np.testing.assert_allclose(a.row_mse, b.row_mse, rtol=1e-5)
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous().view({2: torch.int16, 4: torch.int32}[t.element_size()])
+
+
+@pytest.mark.parametrize("spec", list(dict.fromkeys(s for d in ScaleDType for s in all_specs(32, d))),
+                         ids=lambda s: f"{s.label} {s.scale_dtype.value}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_fake_quantize_bit_for_bit(spec, dtype):
+    """fused.fake_quantize against dequantize(quantize()) on the raw bits (-0.0 != +0.0), on weights with float32
+    subnormals, rows at the scale dtype's floor, zeros of both signs, outliers; 16-bit W with one scale and spans
+    that do not divide the row are left to explorer.fast_paths (None)."""
+    from test_fast_paths import hard_weights  # the fast path's hard cases
+    w = hard_weights(out=24, n_in=256, seed=7).to(dtype)
+    got = fused.fake_quantize(w, spec)
+    if got is None:
+        assert dtype != torch.float32 and span_of(spec, 256) == 256 and spec.granularity.value == "tensor"
+        return
+    want = dequantize(quantize(w, spec))
+    diff = _bits(got) != _bits(want)
+    assert not bool(diff.any()), f"{int(diff.sum())} differ: W={w[diff][:4]} {got[diff][:4]} vs {want[diff][:4]}"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_fake_quantize_refuses_nan_and_inf(bad, dtype):
+    w = torch.randn(8, 256).to(dtype)
+    w[5, 137] = bad
+    specs = [usual_spec("int4"), usual_spec("nvfp4"), usual_spec("mxfp4")]
+    if dtype == torch.float32:  # (a 16-bit W with one scale is the fast path's)
+        specs.append(make_spec("fp8_e4m3", "tensor"))
+    for spec in specs:
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            fused.fake_quantize(w, spec)
+
+
+def test_fused_fake_quantize_leaves_what_it_does_not_cover():
+    w = torch.randn(8, 256)
+    assert fused.fake_quantize(w.half(), usual_spec("int4")) is None  # fp16 W
+    assert fused.fake_quantize(torch.randn(8, 100), make_spec("int4", "group", 64)) is None  # padded last group
+    assert fused.fake_quantize(w.bfloat16(), make_spec("int8", "tensor")) is None  # the fast path's table
+    assert fused.fake_quantize(torch.randn(8, 256, device="meta"), usual_spec("int4")) is None
