@@ -199,11 +199,9 @@ def test_fused_ties_and_neighbours_of_every_decision_boundary(name):
     assert float(check_against_reference(w, spec).scales) == 1.0
 
 
-@pytest.mark.parametrize("name", ["mxfp4", "mxfp8", "mxint8", "nvfp4"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_fused_block_formats_at_saturation_ties_and_underflow(name, dtype):
-    """MX blocks whose largest element lands anywhere in [1, 2) of its binade, exact ties after the power-of-two
-    scale, NVFP4 blocks far below the tensor's largest (E4M3 scale 0), MX scales down to 2^-122 or so."""
+def block_weights(name: str, dtype: torch.dtype) -> torch.Tensor:
+    """Rows whose largest element lands anywhere in [1, 2) of its binade, FP4 ties, -0.0; copies 1e-8 and 2^40
+    times as large (NVFP4: the small blocks' E4M3 scale underflows to 0) and, for MX, 2^-30 times."""
     g = torch.Generator().manual_seed(3)
     rows = []
     for top in (4.0, 6.0, 6.5, 7.0, 7.999, 1.0, 1.75):
@@ -212,8 +210,15 @@ def test_fused_block_formats_at_saturation_ties_and_underflow(name, dtype):
         r[1:8] = torch.tensor([0.25, 0.75, 2.5, 3.5, 5.0, -5.0, -0.0])
         rows.append(r)
     w = torch.stack(rows) * 2.0 ** -3
-    w = torch.cat([w, w * 1e-8, w * 2.0 ** 40] + ([w * 2.0 ** -30] if name != "nvfp4" else [])).to(dtype)
-    ref = check_against_reference(w, make_spec(name))
+    return torch.cat([w, w * 1e-8, w * 2.0 ** 40] + ([w * 2.0 ** -30] if name != "nvfp4" else [])).to(dtype)
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "mxfp8", "mxint8", "nvfp4"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_block_formats_at_saturation_ties_and_underflow(name, dtype):
+    """MX blocks whose largest element lands anywhere in [1, 2) of its binade, exact ties after the power-of-two
+    scale, NVFP4 blocks far below the tensor's largest (E4M3 scale 0), MX scales down to 2^-122 or so."""
+    ref = check_against_reference(block_weights(name, dtype), make_spec(name))
     if name == "nvfp4":
         assert bool((ref.scales == 0).any())  # the case is really exercised
 
@@ -252,9 +257,20 @@ def test_fused_fake_quantize_bit_for_bit(spec, dtype):
     if got is None:
         assert dtype != torch.float32 and span_of(spec, 256) == 256 and spec.granularity.value == "tensor"
         return
-    want = dequantize(quantize(w, spec))
+    assert_same_bits(got, dequantize(quantize(w, spec)), w)
+
+
+def assert_same_bits(got, want, w):
     diff = _bits(got) != _bits(want)
     assert not bool(diff.any()), f"{int(diff.sum())} differ: W={w[diff][:4]} {got[diff][:4]} vs {want[diff][:4]}"
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "mxfp8", "mxint8", "nvfp4"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_fake_quantize_blocks_bit_for_bit(name, dtype):
+    """Block saturation, ties and NVFP4 blocks with scale 0 (their Ŵ is +0.0 whatever W's signs)."""
+    w = block_weights(name, dtype)
+    assert_same_bits(fused.fake_quantize(w, make_spec(name)), dequantize(quantize(w, make_spec(name))), w)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
