@@ -14,8 +14,9 @@ import torch
 
 from explorer import fast_blocks as BL
 from explorer import fast_kernels as FK
+from explorer import primitives as P
 from explorer import quantize as Q
-from explorer.specs import Granularity, Kind, QuantSpec, ScaleEncoding
+from explorer.specs import Granularity, Kind, QuantSpec, ScaleDType, ScaleEncoding
 
 BOOK_ENTRIES = 16  # code books up to 4 bits (NF4) take the fused quantizer: one compiled signature for all formats
 
@@ -36,6 +37,8 @@ def _kernels() -> ModuleType | None:
         K.span_extremes(z, no16, 1, 1, z.copy(), z.copy(), one.copy())  # (NaN / Inf come out as extremes)
         K.fake_quantize_rows(pl.kind, z, no16, 1, 1, z + 1, z, pl.p, pl.mant_emin, pl.mids, pl.book, z.copy(),
                              no16, *rows)
+        K.fake_quantize_spans(pl.kind, z, no16, 1, 1, np.array([0, 1, 0, 0], np.float32), pl.p, pl.mant_emin,
+                              pl.mids, pl.book, z.copy(), no16, *rows, *(one.copy() for _ in range(4)))
     except Exception:  # noqa: BLE001 - any failure to import or compile means the torch path
         return None
     return K
@@ -115,6 +118,27 @@ def span_scales(spec: QuantSpec, lo: torch.Tensor, hi: torch.Tensor) -> tuple[to
     return scale.squeeze(-1), (zero.squeeze(-1) if zero is not None else None)
 
 
+_STORE = {ScaleDType.FP32: 0, ScaleDType.FP16: 1, ScaleDType.BF16: 2}
+
+
+def scale_plan(spec: QuantSpec, tensor_scale: float = 1.0) -> np.ndarray:
+    """fused_kernels._row_scales' parameters for spec: float32 (rule, top, scale dtype, E8M0 emax or NVFP4's FP32
+    tensor scale)."""
+    fmt = spec.format
+    if fmt.scale_encoding is ScaleEncoding.E8M0:
+        rule, top, extra = FK_RULES["e8m0"], 1.0, P.MX_EMAX[fmt.element]
+    elif fmt.scale_encoding is ScaleEncoding.E4M3:
+        rule, top, extra = FK_RULES["nvfp4"], 1.0, tensor_scale
+    elif spec.symmetric:
+        rule, top, extra = FK_RULES["sym"], fmt.max_value, 0.0
+    else:
+        rule, top, extra = FK_RULES["asym"], float(2 ** fmt.bits - 1), 0.0
+    return np.array([rule, top, _STORE[spec.scale_dtype], extra], np.float32)
+
+
+FK_RULES = {"sym": 0, "asym": 1, "e8m0": 2, "nvfp4": 3}  # fused_kernels.S_SYM .. S_NVFP4
+
+
 def _inputs(w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(x32, x16) of a contiguous float32 or bfloat16 W [n, n_in] for the kernels: its float32 values, or its
     bfloat16 bits as uint16; the other one empty."""
@@ -141,17 +165,35 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
     K = _kernels()
     x32, x16 = _inputs(w.contiguous())
     scratch = (np.empty(n_in, np.float32), np.empty(n_in, np.float32), np.empty(n_in, np.uint32))
-    lo, hi = torch.empty(out, n_in // span), torch.empty(out, n_in // span)
-    K.span_extremes(x32, x16, n_in, span, lo.numpy(), hi.numpy(), scratch[0])
-    if not (bool(torch.isfinite(lo).all()) and bool(torch.isfinite(hi).all())):  # a NaN / Inf is an extreme
-        raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
-    scales, zeros = span_scales(spec, lo, hi)
     w_hat = torch.empty(w.shape, dtype=w.dtype)
     o32, o16 = _inputs(w_hat)
+    fmt, n_spans = spec.format, n_in // span
+    if spec.granularity is not Granularity.TENSOR:  # one read: each row's scales from its own spans
+        tensor_scale = 1.0
+        if fmt.scale_encoding is ScaleEncoding.E4M3:  # NVFP4's FP32 tensor scale needs W's absmax first
+            lo, hi = torch.empty(out, 1), torch.empty(out, 1)
+            K.span_extremes(x32, x16, n_in, n_in, lo.numpy(), hi.numpy(), scratch[0])
+            _check_finite(lo, hi)
+            _, _, tensor_scale = Q.block_scales(torch.maximum(lo.abs(), hi.abs()).amax().reshape(1, 1, 1), spec)
+        spans = [np.empty(n_spans, np.float32) for _ in range(4)]
+        bad = K.fake_quantize_spans(pl.kind, x32, x16, n_in, span, scale_plan(spec, tensor_scale), pl.p,
+                                    pl.mant_emin, pl.mids, pl.book, o32, o16, *scratch, *spans)
+        if bad >= 0:
+            raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
+        return w_hat
+    lo, hi = torch.empty(out, n_spans), torch.empty(out, n_spans)
+    K.span_extremes(x32, x16, n_in, span, lo.numpy(), hi.numpy(), scratch[0])
+    _check_finite(lo, hi)
+    scales, zeros = span_scales(spec, lo, hi)
     K.fake_quantize_rows(pl.kind, x32, x16, n_in, span, scales.numpy(),
                          (zeros if zeros is not None else torch.zeros(1, 1)).numpy(), pl.p, pl.mant_emin, pl.mids,
                          pl.book, o32, o16, *scratch)
     return w_hat
+
+
+def _check_finite(lo: torch.Tensor, hi: torch.Tensor) -> None:
+    if not (bool(torch.isfinite(lo).all()) and bool(torch.isfinite(hi).all())):  # a NaN / Inf is an extreme
+        raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
 
 
 class RowReduction:

@@ -24,8 +24,11 @@ import math
 from numba import njit
 
 INT, MINIFLOAT, CODEBOOK = 0, 1, 2  # element rounding rules (explorer.fused.plan picks one per format)
+# scale rules (explorer.fused.scale_plan): quantize.element_scales symmetric / asymmetric, E8M0 (MX), NVFP4
+S_SYM, S_ASYM, S_E8M0, S_NVFP4 = 0, 1, 2, 3
 EXP_MASK = np.uint32(0x7F800000)    # float32 exponent bits: as a float, 2^floor(log2 |y|)
 MAGIC = np.float32(1.5 * 2.0 ** 23)  # (y + MAGIC) - MAGIC rounds |y| < 2^22 to an integer, half to even
+BF16_MAX = np.float32(3.3895313892515355e38)  # bfloat16's largest finite value, a float32
 
 
 @njit(nogil=True, cache=True, fastmath={"reassoc"})
@@ -265,3 +268,99 @@ def fake_quantize_rows(kind, x32, x16, n_in, span, scales, zeros, p, mant_emin, 
             oi = o16[i]
             for c in range(n_in):
                 oi[c] = np.uint16(hb[c] >> np.uint32(16))
+
+
+@njit(nogil=True, cache=True)
+def _row_scales(lo, hi, n_spans, sp, si, zi):  # pragma: no cover
+    """si, zi [n_spans] <- the scales and zero points of one row's spans from their min and max (lo, hi), bit for
+    bit as explorer.quantize computes them. sp float32 = (rule, top, scale dtype (0 fp32, 1 fp16, 2 bf16), E8M0:
+    emax of the element, NVFP4: FP32 tensor scale). Every step is the reference's float32 operation; rounding to
+    the scale dtype is round half to even on the bits (fp16 subnormals by adding 0.75: its float32 ulp is 2^-24)."""
+    rule, top, store, extra = int(sp[0]), sp[1], int(sp[2]), sp[3]
+    sb = si.view(np.uint32)
+    for j in range(n_spans):
+        lj, hj = lo[j], hi[j]
+        if rule == S_ASYM:  # zero is always inside the range
+            lj = lj if lj < 0 else np.float32(0.0)
+            hj = hj if hj > 0 else np.float32(0.0)
+            si[j] = (hj - lj) / top if hj > lj else np.float32(1.0)
+            continue
+        a = abs(lj)
+        b = abs(hj)
+        a = a if a > b else b
+        if rule == S_SYM:
+            si[j] = a / top if a > 0 else np.float32(1.0)
+        elif rule == S_E8M0:  # 2^(floor(log2 amax) - emax) from the exponent bits, within 2^-127 .. 2^127
+            si[j] = a
+            e = np.int64(sb[j] & EXP_MASK) - (np.int64(extra) << 23)
+            sb[j] = np.uint32(e if e > 0x400000 else 0x400000) if e < (254 << 23) else np.uint32(254 << 23)
+        else:  # NVFP4: E4M3 block scale of amax / 6 / tensor scale (saturating), times the tensor scale
+            v = (a / np.float32(6.0)) / extra
+            v = v if v < np.float32(448.0) else np.float32(448.0)
+            si[j] = v
+            c = sb[j] & EXP_MASK
+            sb[j] = c if c > np.uint32(121 << 23) else np.uint32(121 << 23)  # 2^max(e, -6): E4M3's step * 2^3
+            k = np.float32(1.5 * 2.0 ** 20) * si[j]
+            si[j] = ((v + k) - k) * extra
+    if rule == S_SYM or rule == S_ASYM:
+        for j in range(n_spans):  # quantize.round_to_dtype: clamp to the dtype's range, round, back to float32
+            v = si[j]
+            if store == 0:
+                si[j] = v if v > np.float32(2.0 ** -149) else np.float32(2.0 ** -149)
+            elif store == 1:
+                v = v if v > np.float32(2.0 ** -24) else np.float32(2.0 ** -24)
+                v = v if v < np.float32(65504.0) else np.float32(65504.0)
+                if v < np.float32(2.0 ** -14):
+                    si[j] = (v + np.float32(0.75)) - np.float32(0.75)
+                else:
+                    si[j] = v
+                    b16 = sb[j]
+                    sb[j] = (b16 + np.uint32(0xFFF) + ((b16 >> np.uint32(13)) & np.uint32(1))) & np.uint32(0xFFFFE000)
+            else:
+                v = v if v > np.float32(2.0 ** -133) else np.float32(2.0 ** -133)
+                v = v if v < BF16_MAX else BF16_MAX
+                si[j] = v
+                b16 = sb[j]
+                sb[j] = (b16 + np.uint32(0x7FFF) + ((b16 >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    if rule == S_ASYM:
+        for j in range(n_spans):
+            lj = lo[j] if lo[j] < 0 else np.float32(0.0)
+            z = np.float32(np.rint(-lj / si[j]))
+            zi[j] = z if z < top else top  # >= +0: -lj >= 0
+    else:
+        for j in range(n_spans):
+            zi[j] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def fake_quantize_spans(kind, x32, x16, n_in, span, sp, p, mant_emin, mids, book, o32, o16, xrow, hrow, cbuf, lo,
+                        hi, si, zi):  # pragma: no cover
+    """Ŵ of every row in one read and one write, each row's scales from its own spans (_row_scales): for every
+    granularity but per tensor (and NVFP4 given its tensor scale in sp). Arguments as for fake_quantize_rows;
+    lo, hi, si, zi float32 [n_in / span]: scratch. Returns -1, or the first row holding NaN / Inf (Ŵ is then
+    unfinished)."""
+    bf16 = x16.shape[1] > 0
+    n = x16.shape[0] if bf16 else x32.shape[0]
+    n_spans = n_in // span
+    emin_bits = np.uint32(mant_emin[1])
+    lb, hb = lo.view(np.uint32), hi.view(np.uint32)
+    for i in range(n):
+        if bf16:
+            _widen_bf16(x16[i], n_in, xrow)
+            xr, hr = xrow, hrow
+        else:
+            xr, hr = x32[i], o32[i]
+        _extremes_row(xr, n_spans, span, lo, hi)
+        bad = 0
+        for j in range(n_spans):
+            bad += ((lb[j] & EXP_MASK) == EXP_MASK) + ((hb[j] & EXP_MASK) == EXP_MASK)
+        if bad:
+            return i
+        _row_scales(lo, hi, n_spans, sp, si, zi)
+        _quantize_row(kind, xr, si, zi, n_spans, span, p, emin_bits, mids, book, hr, cbuf)
+        if bf16:
+            hb16 = _round_bf16(hr, n_in)
+            oi = o16[i]
+            for c in range(n_in):
+                oi[c] = np.uint16(hb16[c] >> np.uint32(16))
+    return -1

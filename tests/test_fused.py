@@ -252,7 +252,9 @@ def test_fused_fake_quantize_bit_for_bit(spec, dtype):
     subnormals, rows at the scale dtype's floor, zeros of both signs, outliers; 16-bit W with one scale and spans
     that do not divide the row are left to explorer.fast_paths (None)."""
     from test_fast_paths import hard_weights  # the fast path's hard cases
-    w = hard_weights(out=24, n_in=256, seed=7).to(dtype)
+    w = hard_weights(out=24, n_in=256, seed=7)
+    w[9] = torch.tensor([1.0, -2.0, 0.0, 3.0]).repeat(64) * 2.0 ** -149  # amax / top underflows float32 to 0
+    w = w.to(dtype)
     got = fused.fake_quantize(w, spec)
     if got is None:
         assert dtype != torch.float32 and span_of(spec, 256) == 256 and spec.granularity.value == "tensor"
