@@ -18,6 +18,7 @@ from explorer import primitives as P
 from explorer import quantize as Q
 from explorer.specs import Granularity, Kind, QuantSpec, ScaleDType, ScaleEncoding
 
+_NONE = torch.empty(0, 1)  # an empty [0, 1] array: "not given" to a kernel, one compiled signature
 BOOK_ENTRIES = 16  # code books up to 4 bits (NF4) take the fused quantizer: one compiled signature for all formats
 
 
@@ -32,9 +33,11 @@ def _kernels() -> ModuleType | None:
         K.reduce_rows(z, z, 1, *red)
         pl = plan_of(K.INT, (-1, 1, 1, 1))
         no16, rows = np.zeros((1, 0), np.uint16), (one.copy(), one.copy(), np.zeros(1, np.uint32))
-        K.quantize_reduce_rows(pl.kind, z, no16, 1, 1, z + 1, z, pl.p, pl.mant_emin, pl.mids, pl.book,
+        K.quantize_reduce_rows(pl.kind, z, no16, 1, 1, z + 1, z, np.array([0, 1, 0, 0], np.float32), _NONE.numpy(),
+                               _NONE.numpy(), one.copy(), pl.p, pl.mant_emin, pl.mids, pl.book,
                                np.zeros((0, 1), np.float32), *rows, *red)
         K.span_extremes(z, no16, 1, 1, z.copy(), z.copy(), one.copy())  # (NaN / Inf come out as extremes)
+        K.row_absmax(z, no16, 1, one.copy(), one.copy())
         K.fake_quantize_rows(pl.kind, z, no16, 1, 1, z + 1, z, pl.p, pl.mant_emin, pl.mids, pl.book, z.copy(),
                              no16, *rows)
         K.fake_quantize_spans(pl.kind, z, no16, 1, 1, np.array([0, 1, 0, 0], np.float32), pl.p, pl.mant_emin,
@@ -171,10 +174,10 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
     if spec.granularity is not Granularity.TENSOR:  # one read: each row's scales from its own spans
         tensor_scale = 1.0
         if fmt.scale_encoding is ScaleEncoding.E4M3:  # NVFP4's FP32 tensor scale needs W's absmax first
-            lo, hi = torch.empty(out, 1), torch.empty(out, 1)
-            K.span_extremes(x32, x16, n_in, n_in, lo.numpy(), hi.numpy(), scratch[0])
-            _check_finite(lo, hi)
-            _, _, tensor_scale = Q.block_scales(torch.maximum(lo.abs(), hi.abs()).amax().reshape(1, 1, 1), spec)
+            amax = torch.empty(out)
+            K.row_absmax(x32, x16, n_in, amax.numpy(), scratch[0])
+            _check_finite(amax, amax)
+            _, _, tensor_scale = Q.block_scales(amax.amax().reshape(1, 1, 1), spec)
         spans = [np.empty(n_spans, np.float32) for _ in range(4)]
         bad = K.fake_quantize_spans(pl.kind, x32, x16, n_in, span, scale_plan(spec, tensor_scale), pl.p,
                                     pl.mant_emin, pl.mids, pl.book, o32, o16, *scratch, *spans)
@@ -224,9 +227,22 @@ class RowReduction:
         pl = plan(spec)
         if pl is None or w.dtype not in (torch.float32, torch.bfloat16) or w.shape[1] % span:
             return None
-        scales, zeros = span_scales(spec, *extremes)
         out, n_in = w.shape
-        zs = zeros if zeros is not None else torch.zeros(1, 1)
+        lo, hi = extremes
+        fmt = spec.format
+        if spec.granularity is Granularity.TENSOR:  # one scale: from the whole tensor's extremes, here
+            scales, zeros = span_scales(spec, lo, hi)
+            zs, sp, lo_, hi_ = (zeros if zeros is not None else torch.zeros(1, 1)), scale_plan(spec), _NONE, _NONE
+        else:  # each row's scales computed by the kernel from its extremes (NVFP4: given W's absmax)
+            tensor_scale = 1.0
+            if fmt.scale_encoding is ScaleEncoding.E4M3:
+                t_amax = torch.maximum(lo.abs().amax(), hi.abs().amax())
+                tensor_scale = Q.block_scales(t_amax.reshape(1, 1, 1), spec)[2]
+            scales = torch.empty(out, n_in // span)
+            zeros = torch.zeros(out, n_in // span) if not spec.symmetric else None
+            zs = zeros if zeros is not None else torch.zeros(out, n_in // span)
+            sp, lo_, hi_ = scale_plan(spec, tensor_scale), lo, hi
+        amax = np.empty(n_in // span, np.float32)
         per_row = (lambda t, a, b: t[a:b] if t.shape[0] > 1 else t)
         scratch = (np.empty(n_in, np.float32), np.empty(n_in, np.float32), np.empty(n_in, np.uint32))
         x32, x16 = _inputs(w.contiguous())
@@ -236,7 +252,8 @@ class RowReduction:
             e = ebuf[:r1 - r0] if stage is not None else ebuf
             self.kernels.quantize_reduce_rows(
                 pl.kind, x32[r0:r1], x16[r0:r1], n_in, span,
-                per_row(scales, r0, r1).numpy(), per_row(zs, r0, r1).numpy(), pl.p, pl.mant_emin, pl.mids, pl.book,
+                per_row(scales, r0, r1).numpy(), per_row(zs, r0, r1).numpy(), sp, per_row(lo_, r0, r1).numpy(),
+                per_row(hi_, r0, r1).numpy(), amax, pl.p, pl.mant_emin, pl.mids, pl.book,
                 e.numpy(), *scratch, r0, self.out, self.fy, self.fx, self._row, self._col, self._win, self.heat,
                 self._dot, self._counts)
             if stage is not None:

@@ -99,6 +99,7 @@ def _int_row(xr, si, zi, scol, zcol, n_spans, span, lo, hi, pre, post, hrow):  #
 def _minifloat_row(xr, si, scol, n_spans, span, fmax, kmag, emin_bits, signed, hrow, cbuf):  # pragma: no cover
     hb = hrow.view(np.uint32)
     cf = cbuf.view(np.float32)
+    n = n_spans * span
     for j in range(n_spans):
         s = si[j if scol else 0]
         d = s if s > 0 else np.float32(1.0)
@@ -107,18 +108,22 @@ def _minifloat_row(xr, si, scol, n_spans, span, fmax, kmag, emin_bits, signed, h
             c = c0 + u
             a = abs(xr[c] / d)
             hrow[c] = a if a < fmax else fmax
-        for u in range(span):
-            c = c0 + u
-            b = hb[c] & EXP_MASK
-            cbuf[c] = b if b > emin_bits else emin_bits  # 2^max(e, emin): the step is it * 2^-mantissa
-        for u in range(span):
-            c = c0 + u
-            k = kmag * cf[c]  # exact: a power of two times 1.5 * 2^(23 - mantissa bits)
-            v = math.copysign((hrow[c] + k) - k, xr[c])  # the float8 casts keep the sign of a zero,
-            hrow[c] = (v if signed else v + np.float32(0.0)) * s  # FP4 gives +0 (primitives.round_fp4)
+    for c in range(n):  # the rounding does not depend on the span: whole rows, long vectorized loops
+        b = hb[c] & EXP_MASK
+        cbuf[c] = b if b > emin_bits else emin_bits  # 2^max(e, emin): the step is it * 2^-mantissa
+    for c in range(n):
+        k = kmag * cf[c]  # exact: a power of two times 1.5 * 2^(23 - mantissa bits)
+        v = math.copysign((hrow[c] + k) - k, xr[c])  # the float8 casts keep the sign of a zero,
+        hrow[c] = v if signed else v + np.float32(0.0)  # FP4 gives +0 (primitives.round_fp4)
+    for j in range(n_spans):
+        s = si[j if scol else 0]
+        c0 = j * span
         if s == 0:  # an NVFP4 block whose E4M3 scale underflowed: code 0, +0.0, everywhere
             for u in range(span):
                 hrow[c0 + u] = 0.0
+        else:
+            for u in range(span):
+                hrow[c0 + u] *= s
 
 
 @njit(nogil=True, cache=True)
@@ -168,13 +173,16 @@ def _round_bf16(hrow, n_in):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
-def quantize_reduce_rows(kind, x32, x16, n_in, span, scales, zeros, p, mant_emin, mids, book, e_out, xrow, hrow,
-                         cbuf, r0, out_rows, fy, fx, row_e2, col_e2, win, heat, dot, counts):  # pragma: no cover
+def quantize_reduce_rows(kind, x32, x16, n_in, span, scales, zeros, sp, lo, hi, amax, p, mant_emin, mids, book,
+                         e_out, xrow, hrow, cbuf, r0, out_rows, fy, fx, row_e2, col_e2, win,
+                         heat, dot, counts):  # pragma: no cover
     """Rows r0 .. r0 + n of W quantized and reduced (see _reduce_row): x32 [n, n_in] float32, or for a bfloat16 W
     its bits x16 [n, n_in] uint16 (x32 then empty, and Ŵ is rounded to bfloat16 as the stored Ŵ is).
 
     scales / zeros [n or 1, n_in / span or 1] float32: per span of `span` inputs (one row or column: broadcast);
-    a zero scale (an NVFP4 block underflowed to 0) gives Ŵ = +0, as the reference does.
+    a zero scale (an NVFP4 block underflowed to 0) gives Ŵ = +0, as the reference does. With lo and hi, W's min
+    and max per span [n, n_in / span] (else empty), the kernel writes the scales and zero points [n, n_in / span]
+    there itself, from them by the rule sp (see _row_scales; amax [n_in / span]: scratch).
     kind INT: y = (x / scale + zero) * pre, q = round-half-even(clamp(y, lo, hi)), Ŵ = ((q - zero) * post) * scale;
     MINIFLOAT: q = nearest minifloat (mantissa bits, smallest normal exponent 2^emin) to min(|x / scale|, fmax),
     Ŵ = q * scale with x's sign (signed zero: a zero keeps it, as torch's float8 casts; else +0 as FP4);
@@ -190,12 +198,21 @@ def quantize_reduce_rows(kind, x32, x16, n_in, span, scales, zeros, p, mant_emin
     srow, zrow = scales.shape[0] > 1, zeros.shape[0] > 1
     emin_bits = np.uint32(mant_emin[1])
     stage = e_out.shape[0] > 0
+    known, asym = lo.shape[0] > 0, int(sp[0]) == S_ASYM
     for i in range(n):
         if bf16:
             _widen_bf16(x16[i], n_in, xrow)
             xr = xrow
         else:
             xr = x32[i]
+        if known and asym:
+            _row_scales(lo[i], hi[i], n_spans, sp, scales[i], zeros[i])
+        elif known:
+            li, hi_ = lo[i], hi[i]
+            for j in range(n_spans):
+                a, b = abs(li[j]), abs(hi_[j])
+                amax[j] = a if a > b else b
+            _row_scales(li, amax, n_spans, sp, scales[i], zeros[i])
         _quantize_row(kind, xr, scales[i if srow else 0], zeros[i if zrow else 0], n_spans, span, p, emin_bits,
                       mids, book, hrow, cbuf)
         if bf16:
@@ -271,65 +288,83 @@ def fake_quantize_rows(kind, x32, x16, n_in, span, scales, zeros, p, mant_emin, 
 
 
 @njit(nogil=True, cache=True)
+def _absmax_row(xr, n_spans, span, amax):  # pragma: no cover
+    """amax[j] <- max |x| over span j of the row: an integer max of the bits without their sign (NaN and Inf come
+    out with an all-ones exponent field)."""
+    xb = xr.view(np.uint32)
+    ab = amax.view(np.uint32)
+    for j in range(n_spans):
+        c0 = j * span
+        m = np.uint32(0)
+        for u in range(span):
+            b = xb[c0 + u] & np.uint32(0x7FFFFFFF)
+            m = b if b > m else m
+        ab[j] = m
+
+
+@njit(nogil=True, cache=True)
 def _row_scales(lo, hi, n_spans, sp, si, zi):  # pragma: no cover
-    """si, zi [n_spans] <- the scales and zero points of one row's spans from their min and max (lo, hi), bit for
-    bit as explorer.quantize computes them. sp float32 = (rule, top, scale dtype (0 fp32, 1 fp16, 2 bf16), E8M0:
-    emax of the element, NVFP4: FP32 tensor scale). Every step is the reference's float32 operation; rounding to
-    the scale dtype is round half to even on the bits (fp16 subnormals by adding 0.75: its float32 ulp is 2^-24)."""
+    """si, zi [n_spans] <- the scales and zero points of one row's spans, bit for bit as explorer.quantize computes
+    them, from their min and max lo, hi (asymmetric integers) or their absmax hi (every other rule). sp float32 =
+    (rule, top, scale dtype (0 fp32, 1 fp16, 2 bf16), E8M0: emax of the element, NVFP4: FP32 tensor scale).
+    Every step is the reference's float32 operation; rounding to the scale dtype is round half to even on the
+    bits (fp16 subnormals by adding 0.75, whose float32 ulp is 2^-24). One branch-free loop per rule."""
     rule, top, store, extra = int(sp[0]), sp[1], int(sp[2]), sp[3]
     sb = si.view(np.uint32)
-    for j in range(n_spans):
-        lj, hj = lo[j], hi[j]
-        if rule == S_ASYM:  # zero is always inside the range
-            lj = lj if lj < 0 else np.float32(0.0)
-            hj = hj if hj > 0 else np.float32(0.0)
-            si[j] = (hj - lj) / top if hj > lj else np.float32(1.0)
-            continue
-        a = abs(lj)
-        b = abs(hj)
-        a = a if a > b else b
-        if rule == S_SYM:
-            si[j] = a / top if a > 0 else np.float32(1.0)
-        elif rule == S_E8M0:  # 2^(floor(log2 amax) - emax) from the exponent bits, within 2^-127 .. 2^127
-            si[j] = a
-            e = np.int64(sb[j] & EXP_MASK) - (np.int64(extra) << 23)
-            sb[j] = np.uint32(e if e > 0x400000 else 0x400000) if e < (254 << 23) else np.uint32(254 << 23)
-        else:  # NVFP4: E4M3 block scale of amax / 6 / tensor scale (saturating), times the tensor scale
-            v = (a / np.float32(6.0)) / extra
-            v = v if v < np.float32(448.0) else np.float32(448.0)
-            si[j] = v
+    hb = hi.view(np.uint32)
+    zero, one = np.float32(0.0), np.float32(1.0)
+    if rule == S_ASYM:  # zero is always inside the range
+        for j in range(n_spans):
+            lj = lo[j] if lo[j] < 0 else zero
+            hj = hi[j] if hi[j] > 0 else zero
+            si[j] = (hj - lj) / top if hj > lj else one
+    elif rule == S_SYM:
+        for j in range(n_spans):
+            si[j] = hi[j] / top if hi[j] > 0 else one
+    elif rule == S_E8M0:  # 2^(floor(log2 amax) - emax) from the exponent bits, within 2^-127 .. 2^127
+        low, high, emax = np.int64(0x400000), np.int64(254 << 23), np.int64(extra) << 23
+        for j in range(n_spans):
+            e = np.int64(hb[j] & EXP_MASK) - emax
+            e = e if e > low else low
+            sb[j] = np.uint32(e if e < high else high)
+    else:  # NVFP4: E4M3 block scale of amax / 6 / tensor scale (saturating), times the tensor scale
+        step, k = np.uint32(121 << 23), np.float32(1.5 * 2.0 ** 20)  # 2^max(e, -6): E4M3's step * 2^3
+        for j in range(n_spans):
+            v = (hi[j] / np.float32(6.0)) / extra
+            si[j] = v if v < np.float32(448.0) else np.float32(448.0)
+        for j in range(n_spans):
             c = sb[j] & EXP_MASK
-            sb[j] = c if c > np.uint32(121 << 23) else np.uint32(121 << 23)  # 2^max(e, -6): E4M3's step * 2^3
-            k = np.float32(1.5 * 2.0 ** 20) * si[j]
-            si[j] = ((v + k) - k) * extra
-    if rule == S_SYM or rule == S_ASYM:
-        for j in range(n_spans):  # quantize.round_to_dtype: clamp to the dtype's range, round, back to float32
-            v = si[j]
-            if store == 0:
-                si[j] = v if v > np.float32(2.0 ** -149) else np.float32(2.0 ** -149)
-            elif store == 1:
-                v = v if v > np.float32(2.0 ** -24) else np.float32(2.0 ** -24)
+            zi[j] = si[j]
+            sb[j] = c if c > step else step
+        for j in range(n_spans):
+            kc = k * si[j]
+            si[j] = ((zi[j] + kc) - kc) * extra
+    if rule == S_SYM or rule == S_ASYM:  # quantize.round_to_dtype: clamp to the dtype's range, round, back
+        if store == 0:
+            for j in range(n_spans):
+                si[j] = si[j] if si[j] > np.float32(2.0 ** -149) else np.float32(2.0 ** -149)
+        elif store == 1:
+            for j in range(n_spans):
+                v = si[j] if si[j] > np.float32(2.0 ** -24) else np.float32(2.0 ** -24)
                 v = v if v < np.float32(65504.0) else np.float32(65504.0)
-                if v < np.float32(2.0 ** -14):
-                    si[j] = (v + np.float32(0.75)) - np.float32(0.75)
-                else:
-                    si[j] = v
-                    b16 = sb[j]
-                    sb[j] = (b16 + np.uint32(0xFFF) + ((b16 >> np.uint32(13)) & np.uint32(1))) & np.uint32(0xFFFFE000)
-            else:
-                v = v if v > np.float32(2.0 ** -133) else np.float32(2.0 ** -133)
-                v = v if v < BF16_MAX else BF16_MAX
+                sub = (v + np.float32(0.75)) - np.float32(0.75)  # fp16 subnormals: multiples of 2^-24
                 si[j] = v
-                b16 = sb[j]
-                sb[j] = (b16 + np.uint32(0x7FFF) + ((b16 >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+                b = sb[j]
+                sb[j] = (b + np.uint32(0xFFF) + ((b >> np.uint32(13)) & np.uint32(1))) & np.uint32(0xFFFFE000)
+                si[j] = sub if v < np.float32(2.0 ** -14) else si[j]
+        else:
+            for j in range(n_spans):
+                v = si[j] if si[j] > np.float32(2.0 ** -133) else np.float32(2.0 ** -133)
+                si[j] = v if v < BF16_MAX else BF16_MAX
+                b = sb[j]
+                sb[j] = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    for j in range(n_spans):
+        zi[j] = zero
     if rule == S_ASYM:
         for j in range(n_spans):
-            lj = lo[j] if lo[j] < 0 else np.float32(0.0)
+            lj = lo[j] if lo[j] < 0 else zero
             z = np.float32(np.rint(-lj / si[j]))
             zi[j] = z if z < top else top  # >= +0: -lj >= 0
-    else:
-        for j in range(n_spans):
-            zi[j] = 0.0
 
 
 @njit(nogil=True, cache=True)
@@ -344,16 +379,22 @@ def fake_quantize_spans(kind, x32, x16, n_in, span, sp, p, mant_emin, mids, book
     n_spans = n_in // span
     emin_bits = np.uint32(mant_emin[1])
     lb, hb = lo.view(np.uint32), hi.view(np.uint32)
+    asym = int(sp[0]) == S_ASYM
     for i in range(n):
         if bf16:
             _widen_bf16(x16[i], n_in, xrow)
             xr, hr = xrow, hrow
         else:
             xr, hr = x32[i], o32[i]
-        _extremes_row(xr, n_spans, span, lo, hi)
         bad = 0
+        if asym:
+            _extremes_row(xr, n_spans, span, lo, hi)
+            for j in range(n_spans):
+                bad += (lb[j] & EXP_MASK) == EXP_MASK
+        else:
+            _absmax_row(xr, n_spans, span, hi)
         for j in range(n_spans):
-            bad += ((lb[j] & EXP_MASK) == EXP_MASK) + ((hb[j] & EXP_MASK) == EXP_MASK)
+            bad += (hb[j] & EXP_MASK) == EXP_MASK
         if bad:
             return i
         _row_scales(lo, hi, n_spans, sp, si, zi)
@@ -364,3 +405,18 @@ def fake_quantize_spans(kind, x32, x16, n_in, span, sp, p, mant_emin, mids, book
             for c in range(n_in):
                 oi[c] = np.uint16(hb16[c] >> np.uint32(16))
     return -1
+
+
+@njit(nogil=True, cache=True)
+def row_absmax(x32, x16, n_in, amax, xrow):  # pragma: no cover
+    """amax [n] float32 <- max |x| of each row of x32 [n, n_in] float32 or bfloat16 bits x16 (the other empty);
+    a NaN / Inf in a row comes out with an all-ones exponent field."""
+    bf16 = x16.shape[1] > 0
+    n = x16.shape[0] if bf16 else x32.shape[0]
+    for i in range(n):
+        if bf16:
+            _widen_bf16(x16[i], n_in, xrow)
+            xr = xrow
+        else:
+            xr = x32[i]
+        _absmax_row(xr, 1, n_in, amax[i:i + 1])
