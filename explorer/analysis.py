@@ -231,7 +231,8 @@ def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = Non
     # (Ŵ == 0) & (W != 0) counts zeros(Ŵ) - zeros(W).
     zeroed = (out * n_in - reducer.nonzero_hat) - stats.zeros
     cross, hat = (torch.tensor([v], dtype=torch.float64) for v in B.products(w, spec, reducer, stats.row_sq))
-    sums.add_rows(stats.row_sq, cross, hat, reducer.row_e2.double(), out * n_in, max_err, clips.total(result), zeroed)
+    sums.add_rows(stats.row_sq, cross, hat, reducer.row_e2.double(), out * n_in, max_err, reducer.clipped(result),
+                  zeroed)
     row_e2, col_e2, num, exact = reducer.row_e2, reducer.col_e2, reducer.num, out * n_in - reducer.nonzero_err
     fy, fx = stats.pool
     return LayerAnalysis(

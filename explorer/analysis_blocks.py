@@ -69,6 +69,7 @@ class LayerReducer:
         self.nonzero_err = self.nonzero_hat = 0
         self.clips = clips
         self.x, self.num, self.staged, self.stage = x, 0.0, 0, None
+        self.quantized = False  # whether quantize ran the fused quantizer (it counts the clipped weights too)
         # On CPU, one numba kernel reads each chunk once for all the sums above (explorer.fused): the torch ops
         # below make ~9 passes over it. fused=False (or no numba, or CUDA) keeps the torch path.
         self.fast = fused_rows(out, n_in, self.fy, self.fx) if fused and self.squared and available(w) else None
@@ -83,7 +84,9 @@ class LayerReducer:
         if self.fast is None or extremes is None:
             return None
         rows = max(1, CHUNK_WEIGHTS // self.n_in)
-        return self.fast.quantize(w, spec, span, extremes, rows, self._stage if self.x is not None else None)
+        result = self.fast.quantize(w, spec, span, extremes, rows, self._stage if self.x is not None else None)
+        self.quantized = result is not None
+        return result
 
     def __call__(self, r0: int, x: torch.Tensor, w_hat: torch.Tensor, scales: torch.Tensor,
                  zeros: torch.Tensor | None, tmp: torch.Tensor) -> None:
@@ -158,6 +161,10 @@ class LayerReducer:
         self._flush()
         if self.fast is not None:
             self.dot, self.nonzero_hat, self.nonzero_err = self.fast.dot, self.fast.nonzero_hat, self.fast.nonzero_err
+
+    def clipped(self, result: QuantResult) -> int:
+        """Clipped weights: counted by the fused quantizer when it ran (quantize), else by the Clips."""
+        return self.fast.clipped if self.quantized else self.clips.total(result)
 
     def _flush(self) -> None:
         """Adds the output error of the error rows staged."""

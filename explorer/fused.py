@@ -14,6 +14,7 @@ import torch
 
 from explorer import fast_blocks as BL
 from explorer import fast_kernels as FK
+from explorer import metrics as M
 from explorer import primitives as P
 from explorer import quantize as Q
 from explorer.specs import Granularity, Kind, QuantSpec, ScaleDType, ScaleEncoding
@@ -29,7 +30,7 @@ def _kernels() -> ModuleType | None:
     try:
         from explorer import fused_kernels as K
         z, one, acc = np.zeros((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1)
-        red = (0, 1, 1, 1, np.zeros(1, np.float32), acc.copy(), one.copy(), z.copy(), acc, np.zeros(2, np.int64))
+        red = (0, 1, 1, 1, np.zeros(1, np.float32), acc.copy(), one.copy(), z.copy(), acc, np.zeros(3, np.int64))
         K.reduce_rows(z, z, 1, *red)
         pl = plan_of(K.INT, (-1, 1, 1, 1))
         no16, rows = np.zeros((1, 0), np.uint16), (one.copy(), one.copy(), np.zeros(1, np.uint32))
@@ -68,22 +69,23 @@ def padded_rows(t: torch.Tensor) -> np.ndarray:
 class Plan(NamedTuple):
     """How fused_kernels.quantize_reduce_rows rounds the elements of a format (its docstring has the rules)."""
     kind: int
-    p: np.ndarray          # float32 (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits), signed zero)
+    p: np.ndarray          # float32 (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits), signed zero,
+                           # clip levels low and high)
     mant_emin: np.ndarray  # int64 (mantissa bits, float32 exponent field of 2^emin << 23)
     mids: tuple            # BOOK_ENTRIES - 1 float32: the code book's midpoints, padded with +inf (unused: all inf)
     book: np.ndarray       # float32 code-book values (CODEBOOK), else [0]
 
 
-def plan_of(kind: int, ints=(0.0, 0.0, 1.0, 1.0), minifloat=(0, 0, 0.0, False), grid=()) -> Plan:
+def plan_of(kind: int, ints=(0.0, 0.0, 1.0, 1.0), minifloat=(0, 0, 0.0, False), grid=(), clip=(0.0, 0.0)) -> Plan:
     """A Plan from its parts: integer (lo, hi, pre, post), minifloat (mantissa bits, emin, fmax, signed zero),
-    code-book grid (sorted values)."""
+    code-book grid (sorted values), clip levels (metrics.clip_bounds' extreme levels plus half a step)."""
     mant, emin, fmax, signed = minifloat
     mids, book = [], np.zeros(1, np.float32)
     if grid:
         g = torch.tensor(grid, dtype=torch.float32)
         mids, book = ((g[1:] + g[:-1]) / 2).tolist(), g.numpy()  # primitives.round_codebook's float32 midpoints
     mids += [np.inf] * (BOOK_ENTRIES - 1 - len(mids))  # y > inf never counts
-    p = np.array([*ints, fmax, 1.5 * 2.0 ** (23 - mant), float(signed)], np.float32)
+    p = np.array([*ints, fmax, 1.5 * 2.0 ** (23 - mant), float(signed), *clip], np.float32)
     return Plan(kind, p, np.array([mant, (emin + 127) << 23], np.int64), tuple(np.float32(m) for m in mids), book)
 
 
@@ -91,17 +93,27 @@ def plan(spec: QuantSpec) -> Plan | None:
     """The element rule of spec's format, as explorer.quantize rounds and dequantizes it (None: not covered)."""
     fmt = spec.format
     element = fmt.element if fmt.is_block else fmt.name
+    clip = _clip_levels(spec)
     if fmt.is_block and element == "int8":  # MXINT8: codes = round(y * 64) in +-127, values codes / 64
-        return plan_of(0, (-127.0, 127.0, 64.0, 1.0 / 64.0))
+        return plan_of(0, (-127.0, 127.0, 64.0, 1.0 / 64.0), clip=clip)
     if fmt.kind is Kind.INT:
         qmax = 2 ** (fmt.bits - 1) - 1
         return plan_of(0, (-qmax - 1.0, float(qmax), 1.0, 1.0) if spec.symmetric
-                       else (0.0, float(2 ** fmt.bits - 1), 1.0, 1.0))
+                       else (0.0, float(2 ** fmt.bits - 1), 1.0, 1.0), clip=clip)
     if element in FK.MINIFLOATS:
-        return plan_of(1, minifloat=FK.MINIFLOATS[element])
+        return plan_of(1, minifloat=FK.MINIFLOATS[element], clip=clip)
     if fmt.kind is Kind.CODEBOOK and len(fmt.grid) <= BOOK_ENTRIES:
-        return plan_of(2, grid=fmt.grid)
+        return plan_of(2, grid=fmt.grid, clip=clip)
     return None
+
+
+def _clip_levels(spec: QuantSpec) -> tuple[float, float]:
+    """metrics.clip_bounds' (lowest code - half its step, highest code + half its step), in code units: a weight
+    clips below (level - zero) * scale, level rounded to float32 as torch takes a Python number."""
+    probe = Q.QuantResult(spec, torch.zeros(0, 1, dtype=FK.code_dtype(spec)), torch.ones(1, 1), None,
+                          torch.float32, 1)
+    lo, hi = M.clip_bounds(probe)  # scale 1, no zero point: the levels themselves
+    return float(lo), float(hi)
 
 
 def span_scales(spec: QuantSpec, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -210,7 +222,7 @@ class RowReduction:
         self.row_e2 = torch.empty(out)
         self.col_e2 = torch.zeros(n_in, dtype=torch.float64)
         self.heat = np.empty((-(-out // fy), -(-n_in // fx)), np.float32)
-        self._win, self._dot, self._counts = np.empty(n_in, np.float32), np.zeros(1), np.zeros(2, np.int64)
+        self._win, self._dot, self._counts = np.empty(n_in, np.float32), np.zeros(1), np.zeros(3, np.int64)
         self._row, self._col = self.row_e2.numpy(), self.col_e2.numpy()
 
     def add(self, r0: int, x: torch.Tensor, w_hat: torch.Tensor) -> None:
@@ -247,6 +259,7 @@ class RowReduction:
         scratch = (np.empty(n_in, np.float32), np.empty(n_in, np.float32), np.empty(n_in, np.uint32))
         x32, x16 = _inputs(w.contiguous())
         ebuf = torch.empty(min(rows, out), n_in) if stage is not None else torch.empty(0, n_in)
+        rows = rows if stage is not None else out  # chunks only for the staging of the error rows
         for r0 in range(0, out, rows):
             r1 = min(r0 + rows, out)
             e = ebuf[:r1 - r0] if stage is not None else ebuf
@@ -272,3 +285,8 @@ class RowReduction:
     @property
     def nonzero_err(self) -> int:
         return int(self._counts[1])
+
+    @property
+    def clipped(self) -> int:
+        """Weights beyond their span's clip bounds, counted by quantize (metrics.clip_bounds)."""
+        return int(self._counts[2])

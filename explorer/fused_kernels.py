@@ -173,6 +173,25 @@ def _round_bf16(hrow, n_in):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
+def _clipped(xr, si, zi, n_spans, span, c_lo, c_hi):  # pragma: no cover
+    """Weights of the row beyond their span's clip bounds (c - zero) * scale for c = c_lo, c_hi (the extreme
+    levels plus half a step: metrics.clip_bounds); a span whose scale is 0 clips nothing."""
+    scol, zcol = si.shape[0] > 1, zi.shape[0] > 1
+    count = 0
+    for j in range(n_spans):
+        s = si[j if scol else 0]
+        if s == 0:
+            continue
+        z = zi[j if zcol else 0]
+        a, b = (c_lo - z) * s, (c_hi - z) * s
+        c0 = j * span
+        for u in range(span):
+            v = xr[c0 + u]
+            count += (v < a) + (v > b)
+    return count
+
+
+@njit(nogil=True, cache=True)
 def quantize_reduce_rows(kind, x32, x16, n_in, span, scales, zeros, sp, lo, hi, amax, p, mant_emin, mids, book,
                          e_out, xrow, hrow, cbuf, r0, out_rows, fy, fx, row_e2, col_e2, win,
                          heat, dot, counts):  # pragma: no cover
@@ -190,8 +209,9 @@ def quantize_reduce_rows(kind, x32, x16, n_in, span, scales, zeros, sp, lo, hi, 
     p float32 = (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits), signed zero); mant_emin int64 = (mantissa
     bits, biased float32 exponent field of 2^emin << 23); mids: the code book's float32 midpoints padded with +inf,
     a tuple of fixed length (the loop over it unrolls) and book its values (CODEBOOK; else unused).
-    e_out [n, n_in]: Ŵ - W written there when it has rows (the output error's staging). xrow, hrow float32 and
-    cbuf uint32 [>= n_in]: scratch."""
+    p[7], p[8]: the clip levels (see _clipped). e_out [n, n_in]: Ŵ - W written there when it has rows (the output
+    error's staging). xrow, hrow float32 and cbuf uint32 [>= n_in]: scratch. counts [3] int64 += (#Ŵ != 0,
+    #e != 0, #clipped)."""
     bf16 = x16.shape[1] > 0
     n = x16.shape[0] if bf16 else x32.shape[0]
     n_spans = n_in // span
@@ -215,6 +235,7 @@ def quantize_reduce_rows(kind, x32, x16, n_in, span, scales, zeros, sp, lo, hi, 
             _row_scales(li, amax, n_spans, sp, scales[i], zeros[i])
         _quantize_row(kind, xr, scales[i if srow else 0], zeros[i if zrow else 0], n_spans, span, p, emin_bits,
                       mids, book, hrow, cbuf)
+        counts[2] += _clipped(xr, scales[i if srow else 0], zeros[i if zrow else 0], n_spans, span, p[7], p[8])
         if bf16:
             _round_bf16(hrow, n_in)
         if stage:
@@ -420,3 +441,4 @@ def row_absmax(x32, x16, n_in, amax, xrow):  # pragma: no cover
         else:
             xr = x32[i]
         _absmax_row(xr, 1, n_in, amax[i:i + 1])
+

@@ -14,6 +14,7 @@ from explorer.analysis import analyze_layer, weight_stats
 from explorer.compare import all_specs
 from explorer.fast_paths import quantize_fast
 from explorer.formats import make_spec, usual_spec
+from explorer.metrics import clipped_mask
 from explorer.quantize import dequantize, quantize, span_of
 from explorer.specs import ScaleDType
 
@@ -167,6 +168,7 @@ def check_against_reference(w, spec, rows=7):
     torch.testing.assert_close(red.col_e2, e2.double().sum(0), rtol=1e-12, atol=0)
     assert red.dot == pytest.approx(float((x.double() * e_ref.double()).sum()), rel=1e-12, abs=1e-300)
     assert red.nonzero_err == int((e_ref != 0).sum()) and red.nonzero_hat == int((dequantize(ref) != 0).sum())
+    assert red.clipped == int(clipped_mask(w, ref).sum())
     fy, fx = red.fy, red.fx
     pooled = F.max_pool2d(e_ref.abs()[None, None], (fy, fx), (fy, fx), ceil_mode=True)[0, 0].numpy()
     assert np.array_equal(red.heat, pooled)
