@@ -89,6 +89,7 @@ def plan_of(kind: int, ints=(0.0, 0.0, 1.0, 1.0), minifloat=(0, 0, 0.0, False), 
     return Plan(kind, p, np.array([mant, (emin + 127) << 23], np.int64), tuple(np.float32(m) for m in mids), book)
 
 
+@functools.lru_cache(maxsize=256)
 def plan(spec: QuantSpec) -> Plan | None:
     """The element rule of spec's format, as explorer.quantize rounds and dequantizes it (None: not covered)."""
     fmt = spec.format
