@@ -37,6 +37,7 @@ from explorer.analysis_blocks import EXTREMES_SPAN, HEATMAP_CELLS, REL_BINS, REL
 from explorer.histogram import CellCounts, Histogram
 from explorer.metrics import MetricSums, WeightMetrics
 from explorer.fast_paths import quantize_fast
+from explorer.fused import worthwhile
 from explorer.quantize import QuantResult, check_weight, span_of
 from explorer.specs import Kind, QuantSpec
 
@@ -198,13 +199,14 @@ def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256
 
 
 def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = None, bins: int = 256,
-                  stats: WeightStats | None = None, hist_stride: int | None = None, fused: bool = True
+                  stats: WeightStats | None = None, hist_stride: int | None = None, fused: bool | None = None
                   ) -> LayerAnalysis:
     """Quantize W [out, in] with `spec` and reduce what happened to small arrays (see LayerAnalysis).
     stats: weight_stats(w, x, bins) computed earlier (reused across formats), or None to compute them here.
     hist_stride: take the format-dependent histograms over rows 0, k, 2k, ... (None: default_hist_stride).
-    fused: reduce with the fused CPU kernel where it can run (explorer.fused); False keeps the torch ops (the two
-    agree: counts and the heatmap exactly, sums to float rounding, tests/test_fused.py)."""
+    fused: quantize and reduce in one pass of the numba kernels where they can run (explorer.fused); False keeps
+    the torch ops; None (default) takes the kernels for layers of 2^20 weights or more (fused.worthwhile). The
+    two agree: Ŵ, counts and the heatmap exactly, sums to float rounding (tests/test_fused.py)."""
     if not isinstance(spec, QuantSpec):
         raise ValueError(f"spec must be a QuantSpec, got {type(spec).__name__}")
     check_weight(w, finite=False)  # NaN/Inf: weight_stats catches them, with check_weight's message
@@ -216,7 +218,7 @@ def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = Non
     stats = weight_stats(w, x, bins) if stats is None else _checked(stats, w, x, bins)
     w = w.contiguous()  # Clips views rows as spans (a copy only for a strided view)
     clips = B.Clips(w, spec, span, stats)
-    reducer = B.LayerReducer(w, stats, clips, x, fused)
+    reducer = B.LayerReducer(w, stats, clips, x, worthwhile(w) if fused is None else fused)
     known = stats.extremes_per(span) if clips.cached else None  # the scales' statistics, without a pass over W
     result = reducer.quantize(w, spec, span, known)  # one fused pass, where it can
     if result is None:

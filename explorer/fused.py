@@ -19,6 +19,7 @@ from explorer import primitives as P
 from explorer import quantize as Q
 from explorer.specs import Granularity, Kind, QuantSpec, ScaleDType, ScaleEncoding
 
+MIN_WEIGHTS = 1 << 20  # see worthwhile
 _NONE = torch.empty(0, 1)  # an empty [0, 1] array: "not given" to a kernel, one compiled signature
 BOOK_ENTRIES = 16  # code books up to 4 bits (NF4) take the fused quantizer: one compiled signature for all formats
 
@@ -49,8 +50,16 @@ def _kernels() -> ModuleType | None:
 
 
 def available(t: torch.Tensor) -> bool:
-    """Whether the fused kernels can run on tensors like t."""
+    """Whether the fused kernels can run on tensors like t (the first call compiles them, or loads them from
+    numba's cache: ~5 s once per machine, then ~0.5 s per process)."""
     return t.device.type == "cpu" and _kernels() is not None
+
+
+def worthwhile(t: torch.Tensor) -> bool:
+    """Whether callers that choose for themselves (quantize.fake_quantize, analysis.analyze_layer) should use the
+    kernels on t: a CPU tensor of at least MIN_WEIGHTS elements. Below that the torch paths take milliseconds too,
+    and a server that only ever sees small layers never pays the kernels' compile."""
+    return t.numel() >= MIN_WEIGHTS and available(t)
 
 
 def padded_rows(t: torch.Tensor) -> np.ndarray:

@@ -252,10 +252,11 @@ def dequantize(result: QuantResult) -> torch.Tensor:
 def fake_quantize(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 17) -> torch.Tensor:
     """dequantize(quantize(w, spec)), bit for bit: W [out, in] -> Ŵ [out, in] in w's dtype.
 
-    Fast paths (fake quantization is memory-bound: the floor is one read and one write of W): on CPU, numba
-    kernels that read a float32 or bfloat16 W twice (statistics, then values) and write Ŵ once (explorer.fused);
-    elsewhere, and for what those do not cover, rows in chunks of about `chunk_elements` on scratch buffers that
-    stay in the CPU cache, with arithmetic rounding instead of searches and lookups (explorer.fast_paths).
+    Fast paths (fake quantization is memory-bound: the floor is one read and one write of W): for a float32 or
+    bfloat16 W of 2^20 weights or more on CPU, numba kernels that read each row once for its statistics and its
+    values and write Ŵ once (explorer.fused); elsewhere, and for what those do not cover, rows in chunks of about
+    `chunk_elements` on scratch buffers that stay in the CPU cache, with arithmetic rounding instead of searches
+    and lookups (explorer.fast_paths). Both are bit-identical to the reference.
     A NaN/Inf anywhere raises the same ValueError.
     """
     if not isinstance(spec, QuantSpec):
@@ -265,5 +266,5 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
     from explorer import fused  # they build on this module
     from explorer.fast_paths import quantize_fast
 
-    w_hat = fused.fake_quantize(w, spec)
+    w_hat = fused.fake_quantize(w, spec) if fused.worthwhile(w) else None
     return w_hat if w_hat is not None else quantize_fast(w, spec, max(1, int(chunk_elements)))[0]

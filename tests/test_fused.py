@@ -79,26 +79,12 @@ def test_fused_reduction_matches_torch_path_and_float64(shape, dtype, spec, chun
     assert b.dot == pytest.approx(a.dot, rel=1e-4)
 
 
-@pytest.mark.parametrize("spec", [usual_spec("int4"), usual_spec("mxfp4")], ids=lambda s: s.label)
-def test_analyze_layer_same_with_and_without_the_kernel(spec):
-    w = _w((300, 512), torch.bfloat16, seed=1)
-    x = torch.randn(64, 512, generator=torch.Generator().manual_seed(2))
-    stats = weight_stats(w, x)
-    a, b = (analyze_layer(w, spec, x, stats=stats, fused=f) for f in (True, False))
-    assert np.array_equal(a.err_pooled, b.err_pooled) and a.exact_frac == b.exact_frac
-    for name in ("rel_error", "sqnr_db", "cosine", "max_abs_error", "clipped_frac", "zeroed_frac"):
-        assert getattr(a.metrics, name) == pytest.approx(getattr(b.metrics, name), rel=1e-5), name
-    assert a.output_error == pytest.approx(b.output_error, rel=1e-6)
-    np.testing.assert_allclose(a.row_mse, b.row_mse, rtol=1e-5)
-    np.testing.assert_allclose(a.col_mse, b.col_mse, rtol=1e-5)
-
-
 def test_no_numba_falls_back_to_torch(monkeypatch):
     w = _w((64, 256), torch.float32)
-    want = analyze_layer(w, usual_spec("int4"))
+    want = analyze_layer(w, usual_spec("int4"), fused=True)
     monkeypatch.setattr(fused, "_kernels", lambda: None)
     assert not fused.available(w)
-    got = analyze_layer(w, usual_spec("int4"))
+    got = analyze_layer(w, usual_spec("int4"), fused=True)  # asked for, not there: the torch path
     assert got.metrics.rel_error == pytest.approx(want.metrics.rel_error, rel=1e-6)
     assert np.array_equal(got.err_pooled, want.err_pooled)
 
@@ -296,3 +282,26 @@ def test_fused_fake_quantize_leaves_what_it_does_not_cover():
     assert fused.fake_quantize(torch.randn(8, 100), make_spec("int4", "group", 64)) is None  # padded last group
     assert fused.fake_quantize(w.bfloat16(), make_spec("int8", "tensor")) is None  # the fast path's table
     assert fused.fake_quantize(torch.randn(8, 256, device="meta"), usual_spec("int4")) is None
+
+
+def test_small_layers_keep_the_torch_paths_unless_asked(monkeypatch):
+    """Below fused.MIN_WEIGHTS the callers that choose (fake_quantize, analyze_layer by default) never touch the
+    kernels: a server that only sees small layers never compiles them."""
+    w = torch.randn(64, 256)
+    want = analyze_layer(w, usual_spec("int4"), fused=True)
+    monkeypatch.setattr(fused, "_kernels", lambda: pytest.fail("the kernels were asked for"))
+    got = analyze_layer(w, usual_spec("int4"))
+    assert got.metrics.rel_error == pytest.approx(want.metrics.rel_error, rel=1e-6)
+    from explorer.quantize import fake_quantize
+    assert torch.equal(fake_quantize(w, usual_spec("nf4")), dequantize(quantize(w, usual_spec("nf4"))))
+    assert w.numel() < fused.MIN_WEIGHTS
+
+
+def test_big_layers_take_the_kernels(monkeypatch):
+    w = torch.randn(1024, 1024) * 0.02  # fused.MIN_WEIGHTS weights
+    calls = []
+    real = fused.fake_quantize
+    monkeypatch.setattr(fused, "fake_quantize", lambda *a: calls.append(1) or real(*a))
+    from explorer.quantize import fake_quantize
+    assert torch.equal(fake_quantize(w, usual_spec("int4")), dequantize(quantize(w, usual_spec("int4"))))
+    assert calls and w.numel() == fused.MIN_WEIGHTS
