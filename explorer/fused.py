@@ -1,12 +1,18 @@
-"""Fused CPU kernels for the analysis of a layer, where numba is importable (explorer.fused_kernels): one read of
-a chunk instead of one torch op per step. Optional by design: `available(t)` says whether they can run on t (a CPU
-tensor, numba importable, the kernels compiled); callers keep their torch path for everything else (CUDA tensors,
-platforms without numba), and tests/test_fused.py holds the two paths to the same results.
+"""numba kernels on CPU (explorer.fused_kernels) where torch would make one pass over memory per op:
+- `fake_quantize`: Ŵ = dequantize(quantize(W)) bit for bit, each row read once for its statistics and its values
+  and Ŵ written once (per-tensor scales and NVFP4's tensor scale take one read first);
+- `RowReduction`: Layer Lab's analysis of a layer (explorer.analysis.analyze_layer): W quantized and reduced in the
+  same read (error sums per row and column, counts, clipped weights, the max-pooled heatmap), or the reduction alone
+  of a Ŵ the torch fast path computed.
+Optional by design: `available(t)` says whether the kernels can run on t (a CPU tensor, numba importable, the
+kernels compiled); callers keep their torch paths for everything else (CUDA tensors, platforms without numba, what a
+kernel does not cover), and tests/test_fused.py holds the two to the same results. numba ships its own LLVM: no
+system compiler is needed, and the machine code is cached on disk (numba's cache, ~5 s to compile once per machine).
 """
 from __future__ import annotations
 
 import functools
-from types import ModuleType
+from types import SimpleNamespace
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -25,11 +31,12 @@ BOOK_ENTRIES = 16  # code books up to 4 bits (NF4) take the fused quantizer: one
 
 
 @functools.lru_cache(maxsize=1)
-def _kernels() -> ModuleType | None:
-    """explorer.fused_kernels, compiled (or loaded from numba's on-disk cache) on a tiny input, or None where
-    numba is missing or cannot compile here."""
+def _kernels() -> SimpleNamespace | None:
+    """The kernels of explorer.fused_kernels and explorer.fused_reduce, compiled (or loaded from numba's on-disk
+    cache) on a tiny input, or None where numba is missing or cannot compile here."""
     try:
-        from explorer import fused_kernels as K
+        from explorer import fused_kernels, fused_reduce
+        K = SimpleNamespace(**{name: getattr(m, name) for m in (fused_kernels, fused_reduce) for name in m.__all__})
         z, one, acc = np.zeros((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1)
         red = (0, 1, 1, 1, np.zeros(1, np.float32), acc.copy(), one.copy(), z.copy(), acc, np.zeros(3, np.int64))
         K.reduce_rows(z, z, 1, *red)
@@ -144,6 +151,7 @@ def span_scales(spec: QuantSpec, lo: torch.Tensor, hi: torch.Tensor) -> tuple[to
 
 
 _STORE = {ScaleDType.FP32: 0, ScaleDType.FP16: 1, ScaleDType.BF16: 2}
+_SCALE_RULES = {"sym": 0, "asym": 1, "e8m0": 2, "nvfp4": 3}  # fused_kernels.S_SYM .. S_NVFP4
 
 
 def scale_plan(spec: QuantSpec, tensor_scale: float = 1.0) -> np.ndarray:
@@ -151,17 +159,14 @@ def scale_plan(spec: QuantSpec, tensor_scale: float = 1.0) -> np.ndarray:
     tensor scale)."""
     fmt = spec.format
     if fmt.scale_encoding is ScaleEncoding.E8M0:
-        rule, top, extra = FK_RULES["e8m0"], 1.0, P.MX_EMAX[fmt.element]
+        rule, top, extra = _SCALE_RULES["e8m0"], 1.0, P.MX_EMAX[fmt.element]
     elif fmt.scale_encoding is ScaleEncoding.E4M3:
-        rule, top, extra = FK_RULES["nvfp4"], 1.0, tensor_scale
+        rule, top, extra = _SCALE_RULES["nvfp4"], 1.0, tensor_scale
     elif spec.symmetric:
-        rule, top, extra = FK_RULES["sym"], fmt.max_value, 0.0
+        rule, top, extra = _SCALE_RULES["sym"], fmt.max_value, 0.0
     else:
-        rule, top, extra = FK_RULES["asym"], float(2 ** fmt.bits - 1), 0.0
+        rule, top, extra = _SCALE_RULES["asym"], float(2 ** fmt.bits - 1), 0.0
     return np.array([rule, top, _STORE[spec.scale_dtype], extra], np.float32)
-
-
-FK_RULES = {"sym": 0, "asym": 1, "e8m0": 2, "nvfp4": 3}  # fused_kernels.S_SYM .. S_NVFP4
 
 
 def _inputs(w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -174,11 +179,13 @@ def _inputs(w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
-    """Ŵ = dequantize(quantize(w, spec)) for W [out, in], bit for bit (signs of zero included), by the kernels:
-    W's extremes per span in one read, the scales from them (span_scales: the reference's own functions), then Ŵ
-    in a second read and one write. None where they do not cover the call: not on CPU or no numba, W neither
-    float32 nor bfloat16, a span not dividing in, a 16-bit W with one scale (explorer.fast_paths maps it through
-    a table), a code book over BOOK_ENTRIES. Raises ValueError for NaN / Inf in W."""
+    """Ŵ = dequantize(quantize(w, spec)) for W [out, in] in w's dtype, bit for bit (signs of zero included), by
+    the kernels: each row read once (into L1) for its spans' extremes, its scales (the reference's float32
+    operations, fused_kernels._row_scales) and Ŵ, written once. Per tensor: W's extremes in a first read and the
+    scale from them (span_scales); NVFP4: W's absmax in a first read for the FP32 tensor scale. None where the
+    kernels do not cover the call: not on CPU or no numba, W neither float32 nor bfloat16, a span not dividing
+    in, a 16-bit W with one scale (explorer.fast_paths maps it through a table), a code book over BOOK_ENTRIES.
+    Raises ValueError for NaN / Inf in W."""
     if w.dtype not in (torch.float32, torch.bfloat16) or w.dim() != 2 or not available(w):
         return None
     out, n_in = w.shape
@@ -222,9 +229,10 @@ def _check_finite(lo: torch.Tensor, hi: torch.Tensor) -> None:
 
 
 class RowReduction:
-    """explorer.analysis_blocks.LayerReducer's per-chunk sums of the error e = Ŵ - W, by the fused kernel: row and
-    column sums of e^2, sum W e, non-zero counts of Ŵ and e, and the heatmap of max |e| over windows of fy rows
-    and fx columns. For a layer [out, n_in] whose squares are normal float32 (analysis_blocks.squares_normal)."""
+    """explorer.analysis_blocks.LayerReducer's sums of the error e = Ŵ - W by the kernels: row and column sums of
+    e^2, sum W e, non-zero counts of Ŵ and e, clipped weights (quantize only) and the heatmap of max |e| over
+    windows of fy rows and fx columns. For a layer [out, n_in] whose squares are normal float32
+    (analysis_blocks.squares_normal)."""
 
     def __init__(self, out: int, n_in: int, fy: int, fx: int):
         self.kernels = _kernels()
@@ -237,8 +245,8 @@ class RowReduction:
 
     def add(self, r0: int, x: torch.Tensor, w_hat: torch.Tensor) -> None:
         """Rows r0 .. of W (x) and Ŵ (w_hat) [rows, n_in] float32 (read only)."""
-        self.kernels.reduce_rows(padded_rows(x), padded_rows(w_hat), self.n_in, r0, self.out, self.fy, self.fx, self._row,
-                    self._col, self._win, self.heat, self._dot, self._counts)
+        self.kernels.reduce_rows(padded_rows(x), padded_rows(w_hat), self.n_in, r0, self.out, self.fy, self.fx,
+                                 self._row, self._col, self._win, self.heat, self._dot, self._counts)
 
     def quantize(self, w: torch.Tensor, spec: QuantSpec, span: int, extremes: tuple[torch.Tensor, torch.Tensor],
                  rows: int, stage: Callable[[torch.Tensor], None] | None) -> Q.QuantResult | None:
