@@ -179,7 +179,9 @@ def main():
         st.caption(f"Histograms of Ŵ − W, each format at its usual granularity (per-group ones at the group size "
                    f"above), all on one x and y range so widths and tails compare directly; the number is the "
                    f"relative error. The range is set by **{wide.label}**, whose largest error is "
-                   f"{wide.metrics.max_abs_error:.3g}. Drag across a panel to zoom all of them.")
+                   f"{wide.metrics.max_abs_error:.3g}. Drag across a panel to zoom all of them."
+                   + (f" This layer is large: the histograms count 1 row in {wide.hist_stride} (every metric and "
+                      f"the table cover all weights)." if wide.hist_stride > 1 else ""))
         common.show_code(usual_rows, figs.on_range)
     check_yourself.panel("formats")
     common.page_end(PARAMS)

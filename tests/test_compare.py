@@ -140,3 +140,29 @@ def test_finer_granularity_never_loses_to_per_tensor_on_an_outlier_layer():
     rows = {r.label: r for r in sweep(_w(), all_specs(32))}
     assert rows["int4 g32"].metrics.rel_error < rows["int4 per-channel"].metrics.rel_error \
         < rows["int4 per-tensor"].metrics.rel_error
+
+
+def test_big_layers_sweep_through_the_fused_analysis(monkeypatch):
+    """A layer of 2^20 weights or more on CPU is swept by analyze_layer's fused kernels: the same metrics, output
+    error and (at 2^20 weights: every row) error histogram as the reference path, spec by spec."""
+    import explorer.compare as C
+    from explorer import fused
+
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(1024, 1024, generator=g) * 0.02
+    w[:, 7] *= 25  # outlier column: clipping under per-tensor and MX scales
+    x = torch.randn(64, 1024, generator=g)
+    specs = [make_spec("int4", "group", 128, symmetric=False), make_spec("nf4"), make_spec("mxfp4"),
+             make_spec("fp8_e4m3", "tensor"), make_spec("int8", "channel"), make_spec("nvfp4")]
+    assert w.numel() >= fused.MIN_WEIGHTS
+    fast = sweep(w, specs, x)
+    monkeypatch.setattr(C, "worthwhile", lambda t: False)
+    ref = sweep(w, specs, x)
+    for a, b in zip(fast, ref):
+        assert a.spec == b.spec and a.hist_stride == 1
+        for name in ("rel_error", "sqnr_db", "cosine", "max_abs_error", "clipped_frac", "zeroed_frac", "mse",
+                     "bits_per_weight"):
+            assert getattr(a.metrics, name) == pytest.approx(getattr(b.metrics, name), rel=1e-6), (a.label, name)
+        assert a.output_error == pytest.approx(b.output_error, rel=1e-6)
+        assert np.array_equal(a.error_hist.counts, b.error_hist.counts) and np.array_equal(a.error_hist.edges,
+                                                                                           b.error_hist.edges)
