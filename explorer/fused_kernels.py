@@ -113,6 +113,22 @@ def _widen_bf16(xi, n_in, xrow):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
+def _rows(x32, x16):  # pragma: no cover
+    """The number of rows of W, given as x32 [n, n_in] float32 or as bfloat16 bits x16 [n, n_in] (the other
+    empty)."""
+    return x16.shape[0] if x16.shape[1] > 0 else x32.shape[0]
+
+
+@njit(nogil=True, cache=True)
+def _row(x32, x16, i, n_in, xrow):  # pragma: no cover
+    """Row i of W in float32: x32's own row, or x16's bits widened into xrow (L1 scratch)."""
+    if x16.shape[1] > 0:
+        _widen_bf16(x16[i], n_in, xrow)
+        return xrow
+    return x32[i]
+
+
+@njit(nogil=True, cache=True)
 def _round_bf16(hrow, n_in):  # pragma: no cover
     """hrow's float32 values rounded to bfloat16 (half to even), in place; returns their bits as a uint32 view."""
     hb = hrow.view(np.uint32)
@@ -146,15 +162,8 @@ def _extremes_row(xr, n_spans, span, lo, hi):  # pragma: no cover
 def span_extremes(x32, x16, n_in, span, lo, hi, xrow):  # pragma: no cover
     """W's min and max per span, lo and hi [n, n_in / span] float32, of x32 [n, n_in] float32 or bfloat16 bits x16
     (the other empty). A NaN or Inf in a span is its min or max."""
-    bf16 = x16.shape[1] > 0
-    n = x16.shape[0] if bf16 else x32.shape[0]
-    for i in range(n):
-        if bf16:
-            _widen_bf16(x16[i], n_in, xrow)
-            xr = xrow
-        else:
-            xr = x32[i]
-        _extremes_row(xr, n_in // span, span, lo[i], hi[i])
+    for i in range(_rows(x32, x16)):
+        _extremes_row(_row(x32, x16, i, n_in, xrow), n_in // span, span, lo[i], hi[i])
 
 
 @njit(nogil=True, cache=True)
@@ -164,16 +173,13 @@ def fake_quantize_rows(kind, x32, x16, n_in, span, scales, zeros, p, mant_emin, 
     x32, or as bfloat16 bits into o16 [n, n_in] uint16 for bits x16 (the others empty). Arguments as for
     quantize_reduce_rows."""
     bf16 = x16.shape[1] > 0
-    n = x16.shape[0] if bf16 else x32.shape[0]
+    n = _rows(x32, x16)
     n_spans = n_in // span
     srow, zrow = scales.shape[0] > 1, zeros.shape[0] > 1
     emin_bits = np.uint32(mant_emin[1])
     for i in range(n):
-        if bf16:
-            _widen_bf16(x16[i], n_in, xrow)
-            xr, hr = xrow, hrow
-        else:
-            xr, hr = x32[i], o32[i]  # Ŵ straight into the output row
+        xr = _row(x32, x16, i, n_in, xrow)
+        hr = hrow if bf16 else o32[i]  # a float32 Ŵ goes straight into the output row
         _quantize_row(kind, xr, scales[i if srow else 0], zeros[i if zrow else 0], n_spans, span, p, emin_bits,
                       mids, book, hr, cbuf)
         if bf16:
@@ -271,17 +277,14 @@ def fake_quantize_spans(kind, x32, x16, n_in, span, sp, p, mant_emin, mids, book
     lo, hi, si, zi float32 [n_in / span]: scratch. Returns -1, or the first row holding NaN / Inf (Ŵ is then
     unfinished)."""
     bf16 = x16.shape[1] > 0
-    n = x16.shape[0] if bf16 else x32.shape[0]
+    n = _rows(x32, x16)
     n_spans = n_in // span
     emin_bits = np.uint32(mant_emin[1])
     lb, hb = lo.view(np.uint32), hi.view(np.uint32)
     asym = int(sp[0]) == S_ASYM
     for i in range(n):
-        if bf16:
-            _widen_bf16(x16[i], n_in, xrow)
-            xr, hr = xrow, hrow
-        else:
-            xr, hr = x32[i], o32[i]
+        xr = _row(x32, x16, i, n_in, xrow)
+        hr = hrow if bf16 else o32[i]  # a float32 Ŵ goes straight into the output row
         bad = 0
         if asym:
             _extremes_row(xr, n_spans, span, lo, hi)
@@ -307,13 +310,6 @@ def fake_quantize_spans(kind, x32, x16, n_in, span, sp, p, mant_emin, mids, book
 def row_absmax(x32, x16, n_in, amax, xrow):  # pragma: no cover
     """amax [n] float32 <- max |x| of each row of x32 [n, n_in] float32 or bfloat16 bits x16 (the other empty);
     a NaN / Inf in a row comes out with an all-ones exponent field."""
-    bf16 = x16.shape[1] > 0
-    n = x16.shape[0] if bf16 else x32.shape[0]
-    for i in range(n):
-        if bf16:
-            _widen_bf16(x16[i], n_in, xrow)
-            xr = xrow
-        else:
-            xr = x32[i]
-        _absmax_row(xr, 1, n_in, amax[i:i + 1])
+    for i in range(_rows(x32, x16)):
+        _absmax_row(_row(x32, x16, i, n_in, xrow), 1, n_in, amax[i:i + 1])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from explorer.fused_kernels import S_ASYM, _quantize_row, _round_bf16, _row_scales, _widen_bf16
+from explorer.fused_kernels import S_ASYM, _quantize_row, _round_bf16, _row, _row_scales, _rows
 
 __all__ = ["quantize_reduce_rows", "reduce_rows"]
 
@@ -107,18 +107,14 @@ def quantize_reduce_rows(kind, x32, x16, n_in, span, scales, zeros, sp, lo, hi, 
     error's staging). xrow, hrow float32 and cbuf uint32 [>= n_in]: scratch. counts [3] int64 += (#Ŵ != 0,
     #e != 0, #clipped)."""
     bf16 = x16.shape[1] > 0
-    n = x16.shape[0] if bf16 else x32.shape[0]
+    n = _rows(x32, x16)
     n_spans = n_in // span
     srow, zrow = scales.shape[0] > 1, zeros.shape[0] > 1
     emin_bits = np.uint32(mant_emin[1])
     stage = e_out.shape[0] > 0
     known, asym = lo.shape[0] > 0, int(sp[0]) == S_ASYM
     for i in range(n):
-        if bf16:
-            _widen_bf16(x16[i], n_in, xrow)
-            xr = xrow
-        else:
-            xr = x32[i]
+        xr = _row(x32, x16, i, n_in, xrow)
         if known and asym:
             _row_scales(lo[i], hi[i], n_spans, sp, scales[i], zeros[i])
         elif known:

@@ -153,19 +153,26 @@ def _around(values: torch.Tensor) -> torch.Tensor:
     return torch.cat([values, up, down])
 
 
-@pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2", "fp4_e2m1", "nf4", "int4", "int8", "int3"])
-def test_ties_and_neighbours_of_every_decision_boundary(name):
-    """With scale exactly 1 (fp32 scales, the grid's top value in W), W hits every midpoint between grid values
-    (ties: to even for minifloats and integers, to the lower entry for code books) and its float32 neighbours."""
+def boundary_weights(name: str, width: int, smallest: float = 0.0) -> torch.Tensor:
+    """Rows of `width` weights: every midpoint between the format's grid values and every grid value, each with
+    its float32 neighbours, both signs, and -0.0, 0.0 and +-1e-42 (those with 0 < |w| < smallest left out);
+    padded with the grid's top value, so that a per-tensor fp32 scale is exactly 1."""
     fmt = FORMATS[name]
     top = fmt.max_value if fmt.kind is not Kind.INT else float(2 ** (fmt.bits - 1) - 1)
     grid = torch.tensor(fmt.grid, dtype=torch.float32)
     if fmt.kind is Kind.INT:
         grid = grid[grid >= -top]
     mids = (grid[1:] + grid[:-1]) / 2
-    vals = torch.cat([_around(mids), _around(grid), -_around(mids), torch.tensor([top, -0.0, 1e-42, -1e-42])])
-    vals = vals[vals.abs() <= top]
-    w = torch.cat([vals, torch.full(((-vals.numel()) % 8,), top)]).reshape(-1, 8)
+    vals = torch.cat([_around(mids), _around(grid), -_around(mids), torch.tensor([top, -0.0, 0.0, 1e-42, -1e-42])])
+    vals = vals[(vals.abs() <= top) & ((vals == 0) | (vals.abs() >= smallest))]
+    return torch.cat([vals, torch.full(((-vals.numel()) % width,), top)]).reshape(-1, width)
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2", "fp4_e2m1", "nf4", "int4", "int8", "int3"])
+def test_ties_and_neighbours_of_every_decision_boundary(name):
+    """With scale exactly 1 (fp32 scales, the grid's top value in W), W hits every midpoint between grid values
+    (ties: to even for minifloats and integers, to the lower entry for code books) and its float32 neighbours."""
+    w = boundary_weights(name, 8)
     spec = make_spec(name, "tensor", scale_dtype="fp32")
     ref = quantize(w, spec)
     assert float(ref.scales) == 1.0

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer import FORMATS, Kind
 from explorer import analysis_blocks as B
 from explorer import fused
 from explorer.analysis import analyze_layer, weight_stats
@@ -173,16 +172,8 @@ def test_fused_quantizer_equals_the_reference(spec, dtype):
 def test_fused_ties_and_neighbours_of_every_decision_boundary(name):
     """Scale exactly 1 (fp32 per-tensor scale, the grid's top value in W): W hits every midpoint between grid
     values and its float32 neighbours (ties to even for minifloats and integers, to the lower entry for NF4)."""
-    fmt = FORMATS[name]
-    top = fmt.max_value if fmt.kind is not Kind.INT else float(2 ** (fmt.bits - 1) - 1)
-    grid = torch.tensor(fmt.grid, dtype=torch.float32)
-    if fmt.kind is Kind.INT:
-        grid = grid[grid >= -top]
-    mids = (grid[1:] + grid[:-1]) / 2
-    around = lambda v: torch.cat([v, torch.nextafter(v, v + 1), torch.nextafter(v, v - 1)])
-    vals = torch.cat([around(mids), around(grid), -around(mids), torch.tensor([top, -0.0, 0.0])])
-    vals = vals[(vals.abs() <= top) & ((vals == 0) | (vals.abs() >= 2.0 ** -37))]
-    w = torch.cat([vals, torch.full(((-vals.numel()) % N_IN,), top)]).reshape(-1, N_IN)
+    from test_fast_paths import boundary_weights
+    w = boundary_weights(name, N_IN, smallest=2.0 ** -37)  # the fused path's domain: squares_normal
     spec = make_spec(name, "tensor", scale_dtype="fp32")
     assert float(check_against_reference(w, spec).scales) == 1.0
 
