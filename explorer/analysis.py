@@ -154,7 +154,7 @@ def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256
     """The format-independent part of analyze_layer for W [out, in] (and real inputs X [tokens, in])."""
     check_weight(w, finite=False)
     _check_inputs(w, x)
-    w = w.contiguous()  # rows are viewed as spans (a copy only for a strided view)
+    w = w.detach().contiguous()  # rows are viewed as spans (a copy only for a strided view); a Parameter's values
     out, n_in = w.shape
     fy, fx = B.pool_factors(out, n_in)
     rows = B.block_rows(out, n_in, fy)
@@ -216,7 +216,7 @@ def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = Non
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"hist_stride={hist_stride!r} is not allowed; allowed: None or an integer >= 1")
     stats = weight_stats(w, x, bins) if stats is None else _checked(stats, w, x, bins)
-    w = w.contiguous()  # Clips views rows as spans (a copy only for a strided view)
+    w = w.detach().contiguous()  # Clips views rows as spans (a copy only for a strided view); a Parameter's values
     clips = B.Clips(w, spec, span, stats)
     reducer = B.LayerReducer(w, stats, clips, x, worthwhile(w) if fused is None else fused)
     known = stats.extremes_per(span) if clips.cached else None  # the scales' statistics, without a pass over W

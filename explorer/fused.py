@@ -172,7 +172,7 @@ def scale_plan(spec: QuantSpec, tensor_scale: float = 1.0) -> np.ndarray:
 def _inputs(w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(x32, x16) of a contiguous float32 or bfloat16 W [n, n_in] for the kernels: its float32 values, or its
     bfloat16 bits as uint16; the other one empty."""
-    n = w.shape[0]
+    n, w = w.shape[0], w.detach()  # a Parameter's data: numpy refuses tensors that require grad
     if w.dtype == torch.bfloat16:
         return np.zeros((n, 0), np.float32), w.view(torch.int16).numpy().view(np.uint16)
     return w.numpy(), np.zeros((n, 0), np.uint16)

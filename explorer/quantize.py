@@ -266,5 +266,6 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
     from explorer import fused  # they build on this module
     from explorer.fast_paths import quantize_fast
 
+    w = w.detach()  # a Parameter's values (the fast paths work in place on scratch, outside autograd)
     w_hat = fused.fake_quantize(w, spec) if fused.worthwhile(w) else None
     return w_hat if w_hat is not None else quantize_fast(w, spec, max(1, int(chunk_elements)))[0]

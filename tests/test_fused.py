@@ -296,3 +296,18 @@ def test_big_layers_take_the_kernels(monkeypatch):
     from explorer.quantize import fake_quantize
     assert torch.equal(fake_quantize(w, usual_spec("int4")), dequantize(quantize(w, usual_spec("int4"))))
     assert calls and w.numel() == fused.MIN_WEIGHTS
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_parameters_and_views_go_through(dtype):
+    """An nn.Parameter (requires grad) and a non-contiguous view quantize as their values do."""
+    w = (torch.randn(1024, 1024) * 0.02).to(dtype)
+    want = dequantize(quantize(w, usual_spec("int4")))
+    param = torch.nn.Parameter(w.clone())
+    assert torch.equal(fused.fake_quantize(param, usual_spec("int4")), want)
+    assert torch.equal(fused.fake_quantize(w.T.contiguous().T, usual_spec("int4")), want)
+    from explorer.quantize import fake_quantize
+    assert torch.equal(fake_quantize(torch.nn.Parameter(w[:8].clone()), usual_spec("int4")), want[:8])  # torch path
+    for fast in (True, False):
+        a = analyze_layer(param, usual_spec("int4"), fused=fast)
+        assert a.metrics.rel_error == pytest.approx(analyze_layer(w, usual_spec("int4")).metrics.rel_error, rel=1e-6)
