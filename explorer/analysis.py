@@ -11,9 +11,12 @@ Split in two so a widget change recomputes only what depends on the format:
   caches it by the tensor's name, never by the tensor);
 - `analyze_layer(..., stats=that)`: the rest. Without stats it computes them first: the same numbers.
 
-Speed (a widget change reruns this): the fast path (explorer.fast_paths.quantize_fast, bit-identical to the
-reference) hands each chunk of ~128K weights (W and Ŵ in float32) to explorer.analysis_blocks.LayerReducer
-while the chunk is still in the L2 cache, which reduces it with a few vectorized passes: sums of W Ŵ and Ŵ^2
+Speed (a widget change reruns this): on CPU, for a float32 or bfloat16 layer of 2^20 weights or more, numba
+kernels quantize and reduce W in one read (explorer.fused: each row into L1, its scales from the cached extremes,
+Ŵ bit-identical to the reference, then its error sums, counts, clipped weights and heatmap rows). Elsewhere the
+torch fast path (explorer.fast_paths.quantize_fast, bit-identical to the reference) hands each chunk of ~128K
+weights (W and Ŵ in float32) to explorer.analysis_blocks.LayerReducer while the chunk is still in the L2 cache,
+which reduces it with a few vectorized passes (or the fused kernel's one): sums of W Ŵ and Ŵ^2
 from the cached sums of W^2 plus one dot product W . (Ŵ - W) per chunk (analysis_blocks.products), counts as
 sums of float 0/1 comparisons, max-pooling as a running max of the squared error over each window's rows (exact:
 analysis_blocks.squares_normal); Ŵ and the error never exist at W's size. The scales come from the cached

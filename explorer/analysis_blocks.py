@@ -1,7 +1,9 @@
 """The chunk machinery behind explorer.analysis.analyze_layer: rows of W quantized and reduced a chunk at a time.
 
-- `LayerReducer`: the sink of explorer.fast_paths.quantize_fast; reduces each chunk of rows (W and Ŵ float32)
-  while it is in the L2 cache: per-row and per-column error sums, counts, the pooled error heatmap;
+- `LayerReducer`: quantizes and reduces W in one pass of explorer.fused's kernels where they run (`quantize`),
+  else is the sink of explorer.fast_paths.quantize_fast, reducing each chunk of rows (W and Ŵ float32) while it
+  is in the L2 cache (by the fused kernel, or torch ops): per-row and per-column error sums, counts, the pooled
+  error heatmap;
 - `Clips`: clipped-weight counts, only inside spans whose extremes pass their bounds;
 - `Histograms`: the format-dependent histograms (code space, error, relative error), over every k-th row;
 - small kernels: code space of rows, relative-error counts, non-zero counts by bit pattern, max-pooled |a|
