@@ -4,13 +4,15 @@
 - `RowReduction`: Layer Lab's analysis of a layer (explorer.analysis.analyze_layer): W quantized and reduced in the
   same read (error sums per row and column, counts, clipped weights, the max-pooled heatmap), or the reduction alone
   of a Ŵ the torch fast path computed.
-Optional by design: `available(t)` says whether the kernels can run on t (a CPU tensor, numba importable, the
-kernels compiled); callers keep their torch paths for everything else (CUDA tensors, platforms without numba, what a
-kernel does not cover), and tests/test_fused.py holds the two to the same results. numba ships its own LLVM: no
-system compiler is needed, and the machine code is cached on disk (numba's cache, ~5 s to compile once per machine).
+Optional by design: `available(t, use)` says whether the kernels can run on t (a CPU tensor, numba importable, the
+kernels for that use compiled); callers keep their torch paths for everything else (CUDA tensors, platforms without
+numba, what a kernel does not cover), and tests/test_fused.py holds the two to the same results. numba ships its
+own LLVM: no system compiler is needed, and the machine code is cached on disk (numba's cache: each use compiles
+once per machine, in 5-6 s).
 """
 from __future__ import annotations
 
+import enum
 import functools
 from types import SimpleNamespace
 from typing import Callable, NamedTuple
@@ -30,43 +32,53 @@ _NONE = torch.empty(0, 1)  # an empty [0, 1] array: "not given" to a kernel, one
 BOOK_ENTRIES = 16  # code books up to 4 bits (NF4) take the fused quantizer: one compiled signature for all formats
 
 
-@functools.lru_cache(maxsize=1)
-def _kernels() -> SimpleNamespace | None:
-    """The kernels of explorer.fused_kernels and explorer.fused_reduce, compiled (or loaded from numba's on-disk
-    cache) on a tiny input, or None where numba is missing or cannot compile here."""
+class Use(enum.Enum):
+    """What the kernels are asked for: each compiles (or loads from numba's cache) only its own on first use."""
+    ANALYSIS = "analysis"       # Layer Lab's quantize-and-reduce (explorer.fused_reduce)
+    FAKE_QUANT = "fake quantization"  # fake_quantize (explorer.fused_kernels)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(use: Use = Use.ANALYSIS) -> SimpleNamespace | None:
+    """The kernels of explorer.fused_kernels and explorer.fused_reduce, those `use` needs compiled (or loaded from
+    numba's on-disk cache) on a tiny input, or None where numba is missing or cannot compile here."""
     try:
         from explorer import fused_kernels, fused_reduce
         K = SimpleNamespace(**{name: getattr(m, name) for m in (fused_kernels, fused_reduce) for name in m.__all__})
         z, one, acc = np.zeros((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1)
-        red = (0, 1, 1, 1, np.zeros(1, np.float32), acc.copy(), one.copy(), z.copy(), acc, np.zeros(3, np.int64))
-        K.reduce_rows(z, z, 1, *red)
         pl = plan_of(K.INT, (-1, 1, 1, 1))
         no16, rows = np.zeros((1, 0), np.uint16), (one.copy(), one.copy(), np.zeros(1, np.uint32))
-        K.quantize_reduce_rows(pl.kind, z, no16, 1, 1, z + 1, z, np.array([0, 1, 0, 0], np.float32), _NONE.numpy(),
-                               _NONE.numpy(), one.copy(), pl.p, pl.mant_emin, pl.mids, pl.book,
-                               np.zeros((0, 1), np.float32), *rows, *red)
-        K.span_extremes(z, no16, 1, 1, z.copy(), z.copy(), one.copy())  # (NaN / Inf come out as extremes)
-        K.row_absmax(z, no16, 1, one.copy(), one.copy())
-        K.fake_quantize_rows(pl.kind, z, no16, 1, 1, z + 1, z, pl.p, pl.mant_emin, pl.mids, pl.book, z.copy(),
-                             no16, *rows)
-        K.fake_quantize_spans(pl.kind, z, no16, 1, 1, np.array([0, 1, 0, 0], np.float32), pl.p, pl.mant_emin,
-                              pl.mids, pl.book, z.copy(), no16, *rows, *(one.copy() for _ in range(4)))
+        if use is Use.ANALYSIS:
+            red = (0, 1, 1, 1, np.zeros(1, np.float32), acc.copy(), one.copy(), z.copy(), acc,
+                   np.zeros(3, np.int64))
+            K.reduce_rows(z, z, 1, *red)
+            K.quantize_reduce_rows(pl.kind, z, no16, 1, 1, z + 1, z, np.array([0, 1, 0, 0], np.float32),
+                                   _NONE.numpy(), _NONE.numpy(), one.copy(), pl.p, pl.mant_emin, pl.mids, pl.book,
+                                   np.zeros((0, 1), np.float32), *rows, *red)
+        else:
+            K.span_extremes(z, no16, 1, 1, z.copy(), z.copy(), one.copy())  # (NaN / Inf come out as extremes)
+            K.row_absmax(z, no16, 1, one.copy(), one.copy())
+            K.fake_quantize_rows(pl.kind, z, no16, 1, 1, z + 1, z, pl.p, pl.mant_emin, pl.mids, pl.book,
+                                 z.copy(), no16, *rows)
+            K.fake_quantize_spans(pl.kind, z, no16, 1, 1, np.array([0, 1, 0, 0], np.float32), pl.p,
+                                  pl.mant_emin, pl.mids, pl.book, z.copy(), no16, *rows,
+                                  *(one.copy() for _ in range(4)))
     except Exception:  # noqa: BLE001 - any failure to import or compile means the torch path
         return None
     return K
 
 
-def available(t: torch.Tensor) -> bool:
-    """Whether the fused kernels can run on tensors like t (the first call compiles them, or loads them from
-    numba's cache: ~5 s once per machine, then ~0.5 s per process)."""
-    return t.device.type == "cpu" and _kernels() is not None
+def available(t: torch.Tensor, use: Use = Use.ANALYSIS) -> bool:
+    """Whether the kernels for `use` can run on tensors like t. The first call compiles them, once per machine
+    (5-6 s each use: numba caches the machine code on disk), later processes load them in ~0.5 s."""
+    return t.device.type == "cpu" and _kernels(use) is not None
 
 
-def worthwhile(t: torch.Tensor) -> bool:
-    """Whether callers that choose for themselves (quantize.fake_quantize, analysis.analyze_layer) should use the
-    kernels on t: a CPU tensor of at least MIN_WEIGHTS elements. Below that the torch paths take milliseconds too,
-    and a server that only ever sees small layers never pays the kernels' compile."""
-    return t.numel() >= MIN_WEIGHTS and available(t)
+def worthwhile(t: torch.Tensor, use: Use = Use.ANALYSIS) -> bool:
+    """Whether callers that choose for themselves (quantize.fake_quantize, analysis.analyze_layer, compare.sweep)
+    should use the kernels on t: a CPU tensor of at least MIN_WEIGHTS elements. Below that the torch paths take
+    milliseconds too, and a server that only ever sees small layers never pays the kernels' compile."""
+    return t.numel() >= MIN_WEIGHTS and available(t, use)
 
 
 def padded_rows(t: torch.Tensor) -> np.ndarray:
@@ -186,7 +198,7 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
     kernels do not cover the call: not on CPU or no numba, W neither float32 nor bfloat16, a span not dividing
     in, a 16-bit W with one scale (explorer.fast_paths maps it through a table), a code book over BOOK_ENTRIES.
     Raises ValueError for NaN / Inf in W."""
-    if w.dtype not in (torch.float32, torch.bfloat16) or w.dim() != 2 or not available(w):
+    if w.dtype not in (torch.float32, torch.bfloat16) or w.dim() != 2 or not available(w, Use.FAKE_QUANT):
         return None
     out, n_in = w.shape
     span = Q.span_of(spec, n_in)
@@ -194,7 +206,7 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
     if pl is None or n_in % span or out == 0 or (w.dtype != torch.float32 and n_in == span
                                                  and spec.granularity is Granularity.TENSOR):
         return None
-    K = _kernels()
+    K = _kernels(Use.FAKE_QUANT)
     x32, x16 = _inputs(w.contiguous())
     scratch = (np.empty(n_in, np.float32), np.empty(n_in, np.float32), np.empty(n_in, np.uint32))
     w_hat = torch.empty(w.shape, dtype=w.dtype)
@@ -235,7 +247,7 @@ class RowReduction:
     (analysis_blocks.squares_normal)."""
 
     def __init__(self, out: int, n_in: int, fy: int, fx: int):
-        self.kernels = _kernels()
+        self.kernels = _kernels(Use.ANALYSIS)
         self.out, self.n_in, self.fy, self.fx = out, n_in, fy, fx
         self.row_e2 = torch.empty(out)
         self.col_e2 = torch.zeros(n_in, dtype=torch.float64)

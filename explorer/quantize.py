@@ -267,5 +267,5 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
     from explorer.fast_paths import quantize_fast
 
     w = w.detach()  # a Parameter's values (the fast paths work in place on scratch, outside autograd)
-    w_hat = fused.fake_quantize(w, spec) if fused.worthwhile(w) else None
+    w_hat = fused.fake_quantize(w, spec) if fused.worthwhile(w, fused.Use.FAKE_QUANT) else None
     return w_hat if w_hat is not None else quantize_fast(w, spec, max(1, int(chunk_elements)))[0]

@@ -54,7 +54,8 @@ def _reduce(w, spec, fast: bool, chunk: int):
 
 def test_numba_kernels_are_available_here():
     # numba is pinned in requirements.txt: the suite must exercise the fused path, not silently skip it
-    assert fused.available(torch.zeros(1)), "numba is missing or failed to compile explorer.fused_kernels"
+    for use in fused.Use:
+        assert fused.available(torch.zeros(1), use), f"numba is missing or failed to compile the {use.value} kernels"
 
 
 @pytest.mark.parametrize("chunk", [1 << 17, 3000])
@@ -81,8 +82,8 @@ def test_fused_reduction_matches_torch_path_and_float64(shape, dtype, spec, chun
 def test_no_numba_falls_back_to_torch(monkeypatch):
     w = _w((64, 256), torch.float32)
     want = analyze_layer(w, usual_spec("int4"), fused=True)
-    monkeypatch.setattr(fused, "_kernels", lambda: None)
-    assert not fused.available(w)
+    monkeypatch.setattr(fused, "_kernels", lambda *use: None)
+    assert not fused.available(w) and fused.fake_quantize(w, usual_spec("int4")) is None
     got = analyze_layer(w, usual_spec("int4"), fused=True)  # asked for, not there: the torch path
     assert got.metrics.rel_error == pytest.approx(want.metrics.rel_error, rel=1e-6)
     assert np.array_equal(got.err_pooled, want.err_pooled)
@@ -280,7 +281,7 @@ def test_small_layers_keep_the_torch_paths_unless_asked(monkeypatch):
     kernels: a server that only sees small layers never compiles them."""
     w = torch.randn(64, 256)
     want = analyze_layer(w, usual_spec("int4"), fused=True)
-    monkeypatch.setattr(fused, "_kernels", lambda: pytest.fail("the kernels were asked for"))
+    monkeypatch.setattr(fused, "_kernels", lambda *use: pytest.fail("the kernels were asked for"))
     got = analyze_layer(w, usual_spec("int4"))
     assert got.metrics.rel_error == pytest.approx(want.metrics.rel_error, rel=1e-6)
     from explorer.quantize import fake_quantize
