@@ -30,7 +30,7 @@ USER 1000
 # numba's machine code for explorer.fused's kernels, compiled here (~11 s) instead of on a first visitor's click; the
 # code is read-only for the app's user, so numba keeps it in the user's cache directory.
 ENV NUMBA_CACHE_DIR=/home/app/.cache/numba
-RUN python -c "import torch; from explorer import fused; assert all(fused.available(torch.zeros(1), u) for u in fused.Use)"
+RUN python -c "import torch; from explorer import fused as f; assert all(f.available(torch.zeros(1), u) for u in f.Use)"
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
     CMD python -c "import os, urllib.request as u; \
