@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 from types import SimpleNamespace
 from typing import Callable, NamedTuple
 
@@ -41,7 +42,10 @@ class Use(enum.Enum):
 @functools.lru_cache(maxsize=None)
 def _kernels(use: Use = Use.ANALYSIS) -> SimpleNamespace | None:
     """The kernels of explorer.fused_kernels and explorer.fused_reduce, those `use` needs compiled (or loaded from
-    numba's on-disk cache) on a tiny input, or None where numba is missing or cannot compile here."""
+    numba's on-disk cache) on a tiny input, or None where numba is missing or cannot compile here, or where the
+    environment says EXPLORER_FUSED=0 (a host short of memory: numba and the kernels take ~125 MB once loaded)."""
+    if os.environ.get("EXPLORER_FUSED", "1") == "0":
+        return None
     try:
         from explorer import fused_kernels, fused_reduce
         K = SimpleNamespace(**{name: getattr(m, name) for m in (fused_kernels, fused_reduce) for name in m.__all__})

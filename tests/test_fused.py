@@ -312,3 +312,21 @@ def test_parameters_and_views_go_through(dtype):
     for fast in (True, False):
         a = analyze_layer(param, usual_spec("int4"), fused=fast)
         assert a.metrics.rel_error == pytest.approx(analyze_layer(w, usual_spec("int4")).metrics.rel_error, rel=1e-6)
+
+
+def test_the_environment_can_keep_numba_out(monkeypatch):
+    """EXPLORER_FUSED=0 (a host short of memory): every caller takes its torch path, with the same results."""
+    w = torch.randn(1024, 1024) * 0.02
+    want = analyze_layer(w, usual_spec("nf4"), fused=True)
+    monkeypatch.setenv("EXPLORER_FUSED", "0")
+    fused._kernels.cache_clear()
+    try:
+        assert not any(fused.available(w, use) for use in fused.Use)
+        got = analyze_layer(w, usual_spec("nf4"))
+        assert got.metrics.rel_error == pytest.approx(want.metrics.rel_error, rel=1e-6)
+        from explorer.quantize import fake_quantize
+        assert torch.equal(fake_quantize(w, usual_spec("nf4")), dequantize(quantize(w, usual_spec("nf4"))))
+    finally:
+        monkeypatch.delenv("EXPLORER_FUSED")
+        fused._kernels.cache_clear()
+    assert fused.available(w)
