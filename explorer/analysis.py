@@ -40,7 +40,7 @@ from explorer.analysis_blocks import EXTREMES_SPAN, HEATMAP_CELLS, REL_BINS, REL
 from explorer.histogram import CellCounts, Histogram
 from explorer.metrics import MetricSums, WeightMetrics
 from explorer.fast_paths import quantize_fast
-from explorer.fused import worthwhile
+from explorer.fused import RowStats, weight_statistics, worthwhile
 from explorer.quantize import QuantResult, check_weight, span_of
 from explorer.specs import Kind, QuantSpec
 
@@ -160,8 +160,35 @@ def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256
     w = w.detach().contiguous()  # rows are viewed as spans (a copy only for a strided view); a Parameter's values
     out, n_in = w.shape
     fy, fx = B.pool_factors(out, n_in)
-    rows = B.block_rows(out, n_in, fy)
     cells = CellCounts(w.device, B.mantissa_bits(bins))
+    if w.dtype in (torch.float32, torch.bfloat16) and worthwhile(w):  # one read by the kernel (explorer.fused)
+        red = weight_statistics(w, cells, fy, fx)
+    else:
+        red = _weight_reductions(w, cells, fy, fx)
+    extremes = red.extremes.to(w.dtype)
+    if not bool(torch.isfinite(extremes.float()).all()):
+        raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
+    lo, hi = (float(v) for v in extremes.float())
+    out_sq = None
+    if x is not None:
+        wf = w.float()
+        out_sq = sum(float((x[t:t + 4096].float() @ wf.T).double().square().sum()) for t in range(0, len(x), 4096))
+    zeros, row_sq = out * n_in - red.nonzero, red.row_sq
+    stats = WeightStats((out, n_in), w.dtype, bins, cells.histogram(max(-lo, hi), bins), red.pooled, (fy, fx),
+                        row_sq, zeros, cells.nonzero_below(B.SMALL_WEIGHT, zeros), extremes,
+                        red.span_min, red.span_max, 0 if x is None else int(x.shape[0]), out_sq)
+    if not B.squares_normal(stats):  # squares outside float32's normal range: sums of W^2 in float64
+        rows = B.block_rows(out, n_in, fy)
+        for r0 in range(0, out, rows):
+            row_sq[r0:r0 + rows] = w[r0:r0 + rows].double().square().sum(1)
+    return stats
+
+
+def _weight_reductions(w: torch.Tensor, cells: CellCounts, fy: int, fx: int) -> RowStats:
+    """weight_stats' reductions of a contiguous W [out, in] by torch ops, a block of whole pooling windows at a
+    time (the cells of W's histogram are added to `cells`); fused.weight_statistics does the same in one read."""
+    out, n_in = w.shape
+    rows = B.block_rows(out, n_in, fy)
     keys = torch.empty(rows * n_in, dtype=torch.int32, device=w.device)
     tmp, row_sq = torch.empty(rows, n_in, device=w.device), torch.empty(out, dtype=torch.float64, device=w.device)
     native = w if w.dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64) else w.float()
@@ -182,23 +209,8 @@ def weight_stats(w: torch.Tensor, x: torch.Tensor | None = None, bins: int = 256
         else:
             ext.append(torch.stack([native[r0:r0 + rows].amin(), native[r0:r0 + rows].amax()]))
     ext = torch.stack(ext) if s_min is None else torch.stack([s_min.amin(), s_max.amax()])[None]
-    extremes = torch.stack([ext[:, 0].amin(), ext[:, 1].amax()]).to(w.dtype)
-    if not bool(torch.isfinite(extremes.float()).all()):
-        raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
-    lo, hi = (float(v) for v in extremes.float())
-    out_sq = None
-    if x is not None:
-        wf = w.float()
-        out_sq = sum(float((x[t:t + 4096].float() @ wf.T).double().square().sum()) for t in range(0, len(x), 4096))
-    zeros = out * n_in - nnz
-    stats = WeightStats((out, n_in), w.dtype, bins, cells.histogram(max(-lo, hi), bins),
-                        torch.cat(pooled).cpu().numpy(), (fy, fx), row_sq, zeros,
-                        cells.nonzero_below(B.SMALL_WEIGHT, zeros), extremes,
-                        s_min, s_max, 0 if x is None else int(x.shape[0]), out_sq)
-    if not B.squares_normal(stats):  # squares outside float32's normal range: sums of W^2 in float64
-        for r0 in range(0, out, rows):
-            row_sq[r0:r0 + rows] = w[r0:r0 + rows].double().square().sum(1)
-    return stats
+    return RowStats(nnz, row_sq, torch.cat(pooled).cpu().numpy(), s_min, s_max,
+                    torch.stack([ext[:, 0].amin(), ext[:, 1].amax()]))
 
 
 def analyze_layer(w: torch.Tensor, spec: QuantSpec, x: torch.Tensor | None = None, bins: int = 256,

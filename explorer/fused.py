@@ -26,6 +26,7 @@ from explorer import fast_kernels as FK
 from explorer import metrics as M
 from explorer import primitives as P
 from explorer import quantize as Q
+from explorer.histogram import CellCounts
 from explorer.specs import Granularity, Kind, QuantSpec, ScaleDType, ScaleEncoding
 
 MIN_WEIGHTS = 1 << 20  # see worthwhile
@@ -47,8 +48,9 @@ def _kernels(use: Use = Use.ANALYSIS) -> SimpleNamespace | None:
     if os.environ.get("EXPLORER_FUSED", "1") == "0":
         return None
     try:
-        from explorer import fused_kernels, fused_reduce
-        K = SimpleNamespace(**{name: getattr(m, name) for m in (fused_kernels, fused_reduce) for name in m.__all__})
+        from explorer import fused_kernels, fused_reduce, fused_stats
+        K = SimpleNamespace(**{name: getattr(m, name) for m in (fused_kernels, fused_reduce, fused_stats)
+                               for name in m.__all__})
         z, one, acc = np.zeros((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1)
         pl = plan_of(K.INT, (-1, 1, 1, 1))
         no16, rows = np.zeros((1, 0), np.uint16), (one.copy(), one.copy(), np.zeros(1, np.uint32))
@@ -56,6 +58,9 @@ def _kernels(use: Use = Use.ANALYSIS) -> SimpleNamespace | None:
             red = (0, 1, 1, 1, np.zeros(1, np.float32), acc.copy(), one.copy(), z.copy(), acc,
                    np.zeros(3, np.int64))
             K.reduce_rows(z, z, 1, *red)
+            K.weight_rows(z, no16, 1, 22, np.zeros(1 << 10, np.int64), acc.copy(), 1, 1, z.copy(), z.copy(),
+                          z.copy(), one.copy(), one.copy(), one.copy(), np.zeros(1, np.uint32),
+                          np.zeros(1, np.uint32))
             K.quantize_reduce_rows(pl.kind, z, no16, 1, 1, z + 1, z, np.array([0, 1, 0, 0], np.float32),
                                    _NONE.numpy(), _NONE.numpy(), one.copy(), pl.p, pl.mant_emin, pl.mids, pl.book,
                                    np.zeros((0, 1), np.float32), *rows, *red)
@@ -242,6 +247,39 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
 def _check_finite(lo: torch.Tensor, hi: torch.Tensor) -> None:
     if not (bool(torch.isfinite(lo).all()) and bool(torch.isfinite(hi).all())):  # a NaN / Inf is an extreme
         raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
+
+
+class RowStats(NamedTuple):
+    """What weight_statistics returns (see fused_stats.weight_rows)."""
+    nonzero: int
+    row_sq: torch.Tensor           # [out] float64
+    pooled: np.ndarray             # [ceil(out / fy), ceil(in / fx)] float32 max |W|
+    span_min: torch.Tensor | None  # [out, in / 16] float32, when 16 divides in
+    span_max: torch.Tensor | None
+    extremes: torch.Tensor         # [2] W's min and max, float32 (or W's dtype when 16 does not divide in: the
+                                   # torch path); NaN / Inf among them if W holds any
+
+
+def weight_statistics(w: torch.Tensor, cells: CellCounts, fy: int, fx: int) -> RowStats:
+    """analysis.weight_stats' reductions of a contiguous float32 or bfloat16 W [out, in] in one read by the kernel
+    (the bit-pattern cells of W's histogram are added to `cells`)."""
+    out, n_in = w.shape
+    per16 = n_in % 16 == 0
+    x32, x16 = _inputs(w)
+    row_sq = torch.empty(out, dtype=torch.float64)
+    span_min, span_max = (torch.empty(out, n_in // 16 if per16 else 0) for _ in range(2))
+    lo, hi = (np.empty(0 if per16 else out, np.float32) for _ in range(2))
+    pooled = np.empty((-(-out // fy), -(-n_in // fx)), np.float32)
+    nonzero = _kernels(Use.ANALYSIS).weight_rows(
+        x32, x16, n_in, cells.shift, cells.counts.numpy(), row_sq.numpy(), fy, fx, pooled, span_min.numpy(),
+        span_max.numpy(), lo, hi, np.empty(n_in, np.float32), np.empty(n_in, np.uint32),
+        np.empty(pooled.shape[1], np.uint32))
+    if per16:
+        extremes = torch.stack([span_min.amin(), span_max.amax()])
+    else:
+        extremes = torch.tensor([lo.min(), hi.max()])
+    return RowStats(int(nonzero), row_sq, pooled, span_min if per16 else None, span_max if per16 else None,
+                    extremes)
 
 
 class RowReduction:

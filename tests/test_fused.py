@@ -330,3 +330,39 @@ def test_the_environment_can_keep_numba_out(monkeypatch):
         monkeypatch.delenv("EXPLORER_FUSED")
         fused._kernels.cache_clear()
     assert fused.available(w)
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (1000, 1056), (1100, 1000), (2100, 500)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_weight_statistics_equal_the_torch_reductions(shape, dtype):
+    """fused.weight_statistics (one read) against analysis._weight_reductions (torch): cells, counts, extremes per
+    16 inputs, pooled maxima and the overall extremes exactly; sums of squares to rounding; pooling windows that
+    do not divide the rows or columns, 16 not dividing the row, zeros of both signs, subnormals, outliers."""
+    from explorer.analysis import _weight_reductions
+    from explorer.analysis_blocks import mantissa_bits, pool_factors
+    from explorer.histogram import CellCounts
+    g = torch.Generator().manual_seed(shape[0])
+    w = torch.randn(shape, generator=g) * 0.02
+    w[3, :40] = 0.0
+    w[4, :40] = -0.0
+    w[5, :40] = torch.randn(40, generator=g) * 1e-39
+    w[7, 11] = -3.5
+    w = w.to(dtype)
+    fy, fx = pool_factors(*shape)
+    a_cells, b_cells = CellCounts(None, mantissa_bits(256)), CellCounts(None, mantissa_bits(256))
+    a, b = fused.weight_statistics(w, a_cells, fy, fx), _weight_reductions(w, b_cells, fy, fx)
+    assert torch.equal(a_cells.counts, b_cells.counts) and a.nonzero == b.nonzero
+    assert np.array_equal(a.pooled, b.pooled) and torch.equal(a.extremes.float(), b.extremes.float())
+    assert (a.span_min is None) == (b.span_min is None) == (shape[1] % 16 != 0)
+    if a.span_min is not None:
+        assert torch.equal(a.span_min, b.span_min) and torch.equal(a.span_max, b.span_max)
+    torch.testing.assert_close(a.row_sq, b.row_sq, rtol=2e-6, atol=0)
+    torch.testing.assert_close(a.row_sq, (w.float() * w.float()).double().sum(1), rtol=1e-12, atol=0)  # float32 squares
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weight_stats_refuses_nan_and_inf_on_the_fused_path(bad):
+    w = torch.randn(1024, 1024) * 0.02
+    w[700, 3] = bad
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        weight_stats(w)
