@@ -3,7 +3,7 @@
   and Ŵ written once (per-tensor scales and NVFP4's tensor scale take one read first);
 - `RowReduction`: Layer Lab's analysis of a layer (explorer.analysis.analyze_layer): W quantized and reduced in the
   same read (error sums per row and column, counts, clipped weights, the max-pooled heatmap), or the reduction alone
-  of a Ŵ the torch fast path computed.
+  of a Ŵ the torch fast path computed; `weight_statistics`: analysis.weight_stats' reductions in one read.
 Optional by design: `available(t, use)` says whether the kernels can run on t (a CPU tensor, numba importable, the
 kernels for that use compiled); callers keep their torch paths for everything else (CUDA tensors, platforms without
 numba, what a kernel does not cover), and tests/test_fused.py holds the two to the same results. numba ships its
@@ -36,21 +36,20 @@ BOOK_ENTRIES = 16  # code books up to 4 bits (NF4) take the fused quantizer: one
 
 class Use(enum.Enum):
     """What the kernels are asked for: each compiles (or loads from numba's cache) only its own on first use."""
-    ANALYSIS = "analysis"       # Layer Lab's quantize-and-reduce (explorer.fused_reduce)
-    FAKE_QUANT = "fake quantization"  # fake_quantize (explorer.fused_kernels)
+    ANALYSIS = "analysis"       # Layer Lab: weight_stats' reductions, the quantize-and-reduce pass
+    FAKE_QUANT = "fake quantization"  # fake_quantize
 
 
 @functools.lru_cache(maxsize=None)
 def _kernels(use: Use = Use.ANALYSIS) -> SimpleNamespace | None:
-    """The kernels of explorer.fused_kernels and explorer.fused_reduce, those `use` needs compiled (or loaded from
-    numba's on-disk cache) on a tiny input, or None where numba is missing or cannot compile here, or where the
-    environment says EXPLORER_FUSED=0 (a host short of memory: numba and the kernels take ~125 MB once loaded)."""
+    """The kernels of explorer.fused_kernels, those `use` needs compiled (or loaded from numba's on-disk cache) on a
+    tiny input, or None where numba is missing or cannot compile here, or where the environment says
+    EXPLORER_FUSED=0 (a host short of memory: numba and the kernels take ~125 MB once loaded)."""
     if os.environ.get("EXPLORER_FUSED", "1") == "0":
         return None
     try:
-        from explorer import fused_kernels, fused_reduce, fused_stats
-        K = SimpleNamespace(**{name: getattr(m, name) for m in (fused_kernels, fused_reduce, fused_stats)
-                               for name in m.__all__})
+        from explorer import fused_kernels
+        K = SimpleNamespace(**{name: getattr(fused_kernels, name) for name in fused_kernels.__all__})
         z, one, acc = np.zeros((1, 1), np.float32), np.ones(1, np.float32), np.zeros(1)
         pl = plan_of(K.INT, (-1, 1, 1, 1))
         no16, rows = np.zeros((1, 0), np.uint16), (one.copy(), one.copy(), np.zeros(1, np.uint32))
@@ -250,7 +249,7 @@ def _check_finite(lo: torch.Tensor, hi: torch.Tensor) -> None:
 
 
 class RowStats(NamedTuple):
-    """What weight_statistics returns (see fused_stats.weight_rows)."""
+    """What weight_statistics returns (see fused_kernels.weight_rows)."""
     nonzero: int
     row_sq: torch.Tensor           # [out] float64
     pooled: np.ndarray             # [ceil(out / fy), ceil(in / fx)] float32 max |W|

@@ -1,13 +1,24 @@
-"""numba kernels of fake quantization on CPU (imported lazily by explorer.fused; numba brings its own LLVM, so they
-compile without a system compiler, once per machine: cache=True keeps the machine code on disk).
+"""numba kernels on CPU, driven by explorer.fused (imported lazily there; numba brings its own LLVM, so they compile
+without a system compiler, once per machine: cache=True keeps the machine code on disk). One file on purpose:
+numba's cache notices a change to a kernel's own file only, not to a function it calls from another file.
 
+Fake quantization:
 - element rounding of one row (`_quantize_row`: integers, minifloats, code books) and the scales of its spans
   (`_row_scales`), every step the reference's float32 operation (explorer.quantize; these kernels take no fastmath);
 - `span_extremes`, `row_absmax`: W's statistics by integer reductions over the float bits;
 - `fake_quantize_spans`, `fake_quantize_rows`: Ŵ = dequantize(quantize(W)) bit for bit, signs of zero included,
   each row read once into L1 (its statistics, scales and values) and written once; or, given one scale for the
   whole tensor, its values alone.
-explorer.fused_reduce builds Layer Lab's quantize-and-reduce pass on the same row functions.
+Layer Lab's analysis (explorer.analysis_blocks.LayerReducer):
+- `quantize_reduce_rows`: rows of W quantized by the same row functions and reduced in the same read: the error
+  e = Ŵ - W, its square, row and column sums, non-zero counts, clipped weights, sum W e and the windowed maxima of
+  the heatmap; `reduce_rows`: the reduction alone, of a Ŵ computed elsewhere (explorer.fast_paths);
+- `weight_rows`: the format-independent statistics of W (explorer.analysis.weight_stats): the bit-pattern cells of
+  its histogram (explorer.histogram.CellCounts), non-zero count, sum W^2 per row, min and max per 16 inputs, the
+  max-pooled |W| heatmap.
+Exact where the torch paths are exact: Ŵ, counts, cells, extremes, e and e^2, the max-pooled heatmaps. Sums
+accumulate in float64 (more accurate than torch's float32 sums; their order is free: `_reduce_row` and
+`_sum_squares` alone take fastmath 'reassoc', which lets LLVM vectorize their sums and touches no single operation).
 A bfloat16 W arrives as its bits (uint16) and is widened a row at a time in L1 (x16; x32 is then empty): a float32
 row is bits << 16, and a float32 Ŵ rounds to bfloat16 half to even as (bits + 0x7FFF + bit 16) >> 16.
 Inner loops run `for u in range(span)` over `c0 + u` and choose with selects, never min / max: LLVM vectorizes
@@ -20,7 +31,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["INT", "MINIFLOAT", "CODEBOOK", "span_extremes", "row_absmax", "fake_quantize_rows", "fake_quantize_spans"]
+__all__ = ["INT", "MINIFLOAT", "CODEBOOK", "span_extremes", "row_absmax", "fake_quantize_rows", "fake_quantize_spans",
+           "quantize_reduce_rows", "reduce_rows", "weight_rows"]
 
 INT, MINIFLOAT, CODEBOOK = 0, 1, 2  # element rounding rules (explorer.fused.plan picks one per format)
 # scale rules (explorer.fused.scale_plan): quantize.element_scales symmetric / asymmetric, E8M0 (MX), NVFP4
@@ -313,3 +325,185 @@ def row_absmax(x32, x16, n_in, amax, xrow):  # pragma: no cover
     for i in range(_rows(x32, x16)):
         _absmax_row(_row(x32, x16, i, n_in, xrow), 1, n_in, amax[i:i + 1])
 
+
+# Layer Lab's analysis
+
+@njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _reduce_row(xr, hr, n_in, r, out_rows, fy, fx, row_e2, col_e2, win, heat):  # pragma: no cover
+    """Row r of the layer: x = W and h = Ŵ [>= n_in] float32. row_e2[r] <- sum e^2 (float32 of a float64 sum);
+    col_e2 [n_in] float64 += e^2; win [n_in] float32: max e^2 per column over the window of fy rows holding r
+    (windows start at rows 0, fy, ...); the window's last row writes its heatmap row: heat[r // fy, j] =
+    sqrt(max of win over columns j fx .. (j+1) fx). Returns (sum x e float64, #h != 0, #e != 0)."""
+    if r % fy == 0:
+        for c in range(n_in):
+            win[c] = 0.0  # every e^2 is >= +0
+    acc = 0.0
+    rs = 0.0
+    nz_hat = 0
+    nz_err = 0
+    for c in range(n_in):
+        xv = xr[c]
+        hv = hr[c]
+        e = hv - xv
+        nz_hat += hv != 0
+        nz_err += e != 0
+        acc += np.float64(xv) * np.float64(e)
+        e2 = e * e
+        rs += np.float64(e2)
+        col_e2[c] += np.float64(e2)
+        m = win[c]
+        win[c] = e2 if e2 > m else m
+    row_e2[r] = np.float32(rs)
+    if (r + 1) % fy == 0 or r + 1 == out_rows:
+        wi = r // fy
+        for j in range(heat.shape[1]):
+            m = np.float32(0.0)
+            for c in range(j * fx, min((j + 1) * fx, n_in)):
+                v = win[c]
+                m = v if v > m else m
+            heat[wi, j] = np.sqrt(m)
+    return acc, nz_hat, nz_err
+
+
+@njit(nogil=True, cache=True)
+def reduce_rows(x, h, n_in, r0, out_rows, fy, fx, row_e2, col_e2, win, heat, dot, counts):  # pragma: no cover
+    """One chunk of rows: x = W and h = Ŵ [n, width] float32 C-contiguous (columns n_in.. are padding, skipped),
+    rows r0 .. r0 + n of a layer of out_rows rows (see _reduce_row); dot [1] float64 += sum x e;
+    counts [2] int64 += (#h != 0, #e != 0)."""
+    for i in range(x.shape[0]):
+        a, nh, ne = _reduce_row(x[i], h[i], n_in, r0 + i, out_rows, fy, fx, row_e2, col_e2, win, heat)
+        dot[0] += a
+        counts[0] += nh
+        counts[1] += ne
+
+
+@njit(nogil=True, cache=True)
+def _clipped(xr, si, zi, n_spans, span, c_lo, c_hi):  # pragma: no cover
+    """Weights of the row beyond their span's clip bounds (c - zero) * scale for c = c_lo, c_hi (the extreme
+    levels plus half a step: metrics.clip_bounds); a span whose scale is 0 clips nothing."""
+    scol, zcol = si.shape[0] > 1, zi.shape[0] > 1
+    count = 0
+    for j in range(n_spans):
+        s = si[j if scol else 0]
+        if s == 0:
+            continue
+        z = zi[j if zcol else 0]
+        a, b = (c_lo - z) * s, (c_hi - z) * s
+        c0 = j * span
+        for u in range(span):
+            v = xr[c0 + u]
+            count += (v < a) + (v > b)
+    return count
+
+
+@njit(nogil=True, cache=True)
+def quantize_reduce_rows(kind, x32, x16, n_in, span, scales, zeros, sp, lo, hi, amax, p, mant_emin, mids, book,
+                         e_out, xrow, hrow, cbuf, r0, out_rows, fy, fx, row_e2, col_e2, win,
+                         heat, dot, counts):  # pragma: no cover
+    """Rows r0 .. r0 + n of W quantized and reduced (see _reduce_row): x32 [n, n_in] float32, or for a bfloat16 W
+    its bits x16 [n, n_in] uint16 (x32 then empty, and Ŵ is rounded to bfloat16 as the stored Ŵ is).
+
+    scales / zeros [n or 1, n_in / span or 1] float32: per span of `span` inputs (one row or column: broadcast);
+    a zero scale (an NVFP4 block underflowed to 0) gives Ŵ = +0, as the reference does. With lo and hi, W's min
+    and max per span [n, n_in / span] (else empty), the kernel writes the scales and zero points [n, n_in / span]
+    there itself, from them by the rule sp (see _row_scales; amax [n_in / span]: scratch).
+    kind INT: y = (x / scale + zero) * pre, q = round-half-even(clamp(y, lo, hi)), Ŵ = ((q - zero) * post) * scale;
+    MINIFLOAT: q = nearest minifloat (mantissa bits, smallest normal exponent 2^emin) to min(|x / scale|, fmax),
+    Ŵ = q * scale with x's sign (signed zero: a zero keeps it, as torch's float8 casts; else +0 as FP4);
+    CODEBOOK: Ŵ = book[#{mids < x / scale}] * scale (torch.bucketize's ties).
+    p float32 = (lo, hi, pre, post, fmax, 1.5 * 2^(23 - mantissa bits), signed zero); mant_emin int64 = (mantissa
+    bits, biased float32 exponent field of 2^emin << 23); mids: the code book's float32 midpoints padded with +inf,
+    a tuple of fixed length (the loop over it unrolls) and book its values (CODEBOOK; else unused).
+    p[7], p[8]: the clip levels (see _clipped). e_out [n, n_in]: Ŵ - W written there when it has rows (the output
+    error's staging). xrow, hrow float32 and cbuf uint32 [>= n_in]: scratch. counts [3] int64 += (#Ŵ != 0,
+    #e != 0, #clipped)."""
+    bf16 = x16.shape[1] > 0
+    n = _rows(x32, x16)
+    n_spans = n_in // span
+    srow, zrow = scales.shape[0] > 1, zeros.shape[0] > 1
+    emin_bits = np.uint32(mant_emin[1])
+    stage = e_out.shape[0] > 0
+    known, asym = lo.shape[0] > 0, int(sp[0]) == S_ASYM
+    for i in range(n):
+        xr = _row(x32, x16, i, n_in, xrow)
+        if known and asym:
+            _row_scales(lo[i], hi[i], n_spans, sp, scales[i], zeros[i])
+        elif known:
+            li, hi_ = lo[i], hi[i]
+            for j in range(n_spans):
+                a, b = abs(li[j]), abs(hi_[j])
+                amax[j] = a if a > b else b
+            _row_scales(li, amax, n_spans, sp, scales[i], zeros[i])
+        _quantize_row(kind, xr, scales[i if srow else 0], zeros[i if zrow else 0], n_spans, span, p, emin_bits,
+                      mids, book, hrow, cbuf)
+        counts[2] += _clipped(xr, scales[i if srow else 0], zeros[i if zrow else 0], n_spans, span, p[7], p[8])
+        if bf16:
+            _round_bf16(hrow, n_in)
+        if stage:
+            for c in range(n_in):
+                e_out[i, c] = hrow[c] - xr[c]
+        a, nh, ne = _reduce_row(xr, hrow, n_in, r0 + i, out_rows, fy, fx, row_e2, col_e2, win, heat)
+        dot[0] += a
+        counts[0] += nh
+        counts[1] += ne
+
+
+# The statistics of W
+
+@njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _sum_squares(xr, n_in):  # pragma: no cover
+    """sum of x^2 over the row: float32 squares, summed in float64 (their order is free: fastmath 'reassoc')."""
+    s = 0.0
+    for c in range(n_in):
+        v = xr[c]
+        s += np.float64(v * v)
+    return s
+
+
+@njit(nogil=True, cache=True)
+def weight_rows(x32, x16, n_in, shift, counts, row_sq, fy, fx, pooled, s_min, s_max, lo, hi, xrow, win,
+                cell_max):  # pragma: no cover
+    """The statistics of W, x32 [n, n_in] float32 or bfloat16 bits x16 [n, n_in] (the other empty), row by row.
+
+    counts [cells] int64 += W's values per CellCounts cell: ((b + (b >> 31)) >> shift) & (cells - 1) for bit
+    pattern b; row_sq [n] float64 <- sum W^2 per row; s_min, s_max [n, n_in / 16] float32 <- min and max per 16
+    inputs when they have columns, else lo, hi [n] <- each row's min and max; pooled [ceil(n / fy), ceil(n_in /
+    fx)] float32 <- max |W| over windows of fy rows (from row 0) and fx columns; xrow float32, win uint32
+    [>= n_in], cell_max uint32 [ceil(n_in / fx)]: scratch. NaN / Inf come out as extremes. Returns the number of
+    non-zero weights."""
+    mask = np.int32(counts.shape[0] - 1)
+    sh = np.int32(shift)
+    n = _rows(x32, x16)
+    per16 = s_min.shape[1] > 0
+    nonzero = 0
+    cells = pooled.shape[1]
+    cell_max_f = cell_max.view(np.float32)
+    for i in range(n):
+        xr = _row(x32, x16, i, n_in, xrow)
+        xb = xr.view(np.int32)
+        for c in range(n_in):  # a scatter: one increment per weight
+            b = xb[c]
+            counts[((b + (b >> np.int32(31))) >> sh) & mask] += 1
+        nz = 0
+        for c in range(n_in):
+            nz += (xb[c] & np.int32(0x7FFFFFFF)) != 0
+        nonzero += nz
+        row_sq[i] = _sum_squares(xr, n_in)
+        if per16:
+            _extremes_row(xr, n_in // 16, 16, s_min[i], s_max[i])
+        else:
+            _extremes_row(xr, 1, n_in, lo[i:i + 1], hi[i:i + 1])
+        if i % fy == 0:
+            for c in range(n_in):
+                win[c] = 0
+        for c in range(n_in):  # max |W| per column over the window: an integer max of the bits without sign
+            a = np.uint32(xb[c] & np.int32(0x7FFFFFFF))
+            win[c] = a if a > win[c] else win[c]
+        if (i + 1) % fy == 0 or i + 1 == n:
+            for j in range(cells):
+                m = np.uint32(0)
+                for c in range(j * fx, min((j + 1) * fx, n_in)):
+                    m = win[c] if win[c] > m else m
+                cell_max[j] = m
+            pooled[i // fy, :] = cell_max_f  # the bits as float32: max |W| of each cell
+    return nonzero
