@@ -8,7 +8,7 @@ Optional by design: `available(t, use)` says whether the kernels can run on t (a
 kernels for that use compiled); callers keep their torch paths for everything else (CUDA tensors, platforms without
 numba, what a kernel does not cover), and tests/test_fused.py holds the two to the same results. numba ships its
 own LLVM: no system compiler is needed, and the machine code is cached on disk (numba's cache: each use compiles
-once per machine, in 5-6 s).
+once per machine, in 6-9 s).
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def _kernels(use: Use = Use.ANALYSIS) -> SimpleNamespace | None:
 
 def available(t: torch.Tensor, use: Use = Use.ANALYSIS) -> bool:
     """Whether the kernels for `use` can run on tensors like t. The first call compiles them, once per machine
-    (5-6 s each use: numba caches the machine code on disk), later processes load them in ~0.5 s."""
+    (6-9 s each use: numba caches the machine code on disk), later processes load them in ~0.5 s."""
     return t.device.type == "cpu" and _kernels(use) is not None
 
 
