@@ -27,7 +27,7 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
 # The code stays owned by root: the app's user can read it, not change it.
 COPY . .
 USER 1000
-# numba's machine code for explorer.fused's kernels, compiled here (~11 s) instead of on a first visitor's click; the
+# numba's machine code for explorer.fused's kernels, compiled here (~15 s) instead of on a first visitor's click; the
 # code is read-only for the app's user, so numba keeps it in the user's cache directory (a host whose CPU differs
 # from the build machine's recompiles once, there).
 ENV NUMBA_CACHE_DIR=/home/app/.cache/numba
