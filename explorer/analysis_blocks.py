@@ -60,23 +60,24 @@ class LayerReducer:
         # tests/test_analysis.py); else (weights below 2^-37 or above 2^50) squares and products in float64, and
         # the heatmap pools e and -e.
         self.squared = squares_normal(stats)
+        self.dot, self.nonzero_err, self.nonzero_hat = 0.0, 0, 0
+        self.clips = clips
+        self.x, self.num, self.staged, self.stage = x, 0.0, 0, None
+        self.quantized = False  # whether quantize ran the fused quantizer (it counts the clipped weights too)
+        # On CPU, one numba kernel reads each chunk once for all the sums below (explorer.fused): the torch ops
+        # make ~9 passes over it. fused=False (or no numba, or CUDA, or squares outside float32) keeps torch.
+        self.fast = fused_rows(out, n_in, self.fy, self.fx) if fused and self.squared and available(w) else None
+        if self.fast is not None:
+            self.row_e2, self.col_e2 = self.fast.row_e2, self.fast.col_e2
+            return
         sums = torch.float32 if self.squared else torch.float64
-        self.row_e2, self.dot = torch.empty(out, dtype=sums, device=dev), 0.0
+        self.row_e2 = torch.empty(out, dtype=sums, device=dev)
         self.col_e2 = torch.zeros(n_in, dtype=torch.float64, device=dev)
         self.col, self.seg = torch.empty(n_in, dtype=sums, device=dev), torch.empty(n_in, device=dev)
         self.zero = const(0.0, torch.float32, dev)  # a 0-dim operand: no scalar wrapping per call
         windows = -(-out // self.fy)
         self.ext, self.batch0 = torch.empty(2, min(POOL_BATCH, windows), n_in, device=dev), 0  # see _pool
         self.e_pool: list[torch.Tensor] = []
-        self.nonzero_err = self.nonzero_hat = 0
-        self.clips = clips
-        self.x, self.num, self.staged, self.stage = x, 0.0, 0, None
-        self.quantized = False  # whether quantize ran the fused quantizer (it counts the clipped weights too)
-        # On CPU, one numba kernel reads each chunk once for all the sums above (explorer.fused): the torch ops
-        # below make ~9 passes over it. fused=False (or no numba, or CUDA) keeps the torch path.
-        self.fast = fused_rows(out, n_in, self.fy, self.fx) if fused and self.squared and available(w) else None
-        if self.fast is not None:
-            self.row_e2, self.col_e2 = self.fast.row_e2, self.fast.col_e2
 
     def quantize(self, w: torch.Tensor, spec: QuantSpec, span: int,
                  extremes: tuple[torch.Tensor, torch.Tensor] | None) -> QuantResult | None:

@@ -96,7 +96,7 @@ def quantize_fast(w: torch.Tensor, spec: QuantSpec, chunk_elements: int = 1 << 1
         v = w.float() if w.dtype in (torch.float8_e4m3fn, torch.float8_e5m2) else w
         lo, hi = ((m.float().reshape(1, 1, 1) for m in torch.aminmax(v)) if extremes is None  # exact; one pass
                   else (extremes[0].amin().reshape(1, 1, 1), extremes[1].amax().reshape(1, 1, 1)))
-        _check_finite((lo, hi))
+        check_finite((lo, hi))
         stats = (lo.clamp(max=0), hi.clamp(min=0)) if not spec.symmetric else torch.maximum(-lo, hi)
         tensor_values = _TensorScales(stats, spec)
 
@@ -388,7 +388,8 @@ def _reference_chunks(w: torch.Tensor, spec: QuantSpec, chunk_elements: int) -> 
     return Q.dequantize(Q.quantize(w, spec))
 
 
-def _check_finite(stats) -> None:
+def check_finite(stats) -> None:
+    """ValueError (check_weight's message) unless every value of the tensor, or tuple of tensors, is finite."""
     parts = stats if isinstance(stats, tuple) else (stats,)
     if not all(bool(torch.isfinite(p).all()) for p in parts):
         raise ValueError("weight holds NaN or Inf values; allowed: finite values only")

@@ -26,6 +26,7 @@ from explorer import fast_kernels as FK
 from explorer import metrics as M
 from explorer import primitives as P
 from explorer import quantize as Q
+from explorer.fast_paths import check_finite
 from explorer.histogram import CellCounts
 from explorer.specs import Granularity, Kind, QuantSpec, ScaleDType, ScaleEncoding
 
@@ -225,7 +226,7 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
         if fmt.scale_encoding is ScaleEncoding.E4M3:  # NVFP4's FP32 tensor scale needs W's absmax first
             amax = torch.empty(out)
             K.row_absmax(x32, x16, n_in, amax.numpy(), scratch[0])
-            _check_finite(amax, amax)
+            check_finite(amax)
             _, _, tensor_scale = Q.block_scales(amax.amax().reshape(1, 1, 1), spec)
         spans = [np.empty(n_spans, np.float32) for _ in range(4)]
         bad = K.fake_quantize_spans(pl.kind, x32, x16, n_in, span, scale_plan(spec, tensor_scale), pl.p,
@@ -235,17 +236,12 @@ def fake_quantize(w: torch.Tensor, spec: QuantSpec) -> torch.Tensor | None:
         return w_hat
     lo, hi = torch.empty(out, n_spans), torch.empty(out, n_spans)
     K.span_extremes(x32, x16, n_in, span, lo.numpy(), hi.numpy(), scratch[0])
-    _check_finite(lo, hi)
+    check_finite((lo, hi))  # a NaN / Inf is an extreme
     scales, zeros = span_scales(spec, lo, hi)
     K.fake_quantize_rows(pl.kind, x32, x16, n_in, span, scales.numpy(),
                          (zeros if zeros is not None else torch.zeros(1, 1)).numpy(), pl.p, pl.mant_emin, pl.mids,
                          pl.book, o32, o16, *scratch)
     return w_hat
-
-
-def _check_finite(lo: torch.Tensor, hi: torch.Tensor) -> None:
-    if not (bool(torch.isfinite(lo).all()) and bool(torch.isfinite(hi).all())):  # a NaN / Inf is an extreme
-        raise ValueError("weight holds NaN or Inf values; allowed: finite values only")
 
 
 class RowStats(NamedTuple):
